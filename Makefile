@@ -1,0 +1,50 @@
+# One entry point for every job; `make help` lists them.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+export NNLIB_DATA ?= $(abspath ../shared/datasets)
+
+.PHONY: help setup setup-all all test test-unit test-notebooks notebooks report bench lint clean
+
+help:
+	@echo "make all       set up, re-run every notebook (full profile) and build the report"
+	@echo "make test      set up, run the unit tests and the smoke notebooks (nbval)"
+	@echo "make notebooks re-run the notebooks with papermill (PROFILE=smoke|full)"
+	@echo "make report    build report/report.pdf with latexmk"
+	@echo "make bench     nnlib vs Keras training throughput"
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e ".[all]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+all: setup
+	$(MAKE) notebooks PROFILE=full
+	$(MAKE) report
+
+test: setup lint test-unit test-notebooks
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+test-unit: setup
+	$(PY) -m pytest -q tests
+
+test-notebooks: setup
+	NNLIB_PROFILE=smoke $(PY) -m pytest -q --nbval-lax --nbval-current-env notebooks/
+
+PROFILE ?= full
+notebooks: setup
+	$(PY) -m nnlib.pipeline --profile $(PROFILE)
+
+report:
+	cd report && latexmk -pdf -interaction=nonstopmode -halt-on-error main.tex && cp main.pdf report.pdf
+
+bench: setup
+	$(PY) benchmarks/bench_mlp.py
+
+clean:
+	rm -rf .cache report/*.aux report/*.log report/*.fls report/*.fdb_latexmk report/*.bbl report/*.blg

@@ -1,0 +1,327 @@
+"""Data loaders for CIFAR-10 and FER2013 in their common layouts.
+
+Each loader returns a dict with uint8 images ``X_train`` (N, H, W[, C]), int64 labels
+``y_train`` (N,), the same for ``val`` and ``test`` (and ``private`` for FER2013's
+PrivateTest, where present), and ``classes`` (names in label-id order).
+
+Data sets are read from ``$NNLIB_DATA`` if set, else ``./data``; decoded arrays are
+cached as npz files under ``$NNLIB_CACHE`` (default ``./.cache``).
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from nnlib.paths import PROJ_ROOT
+
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
+                   "ship", "truck")
+# the original label ids of the FER2013 CSV release
+FER2013_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
+CIFAR10_SOURCE = "https://www.cs.toronto.edu/~kriz/cifar.html (CIFAR-10 python version)"
+FER2013_SOURCE = ("the Kaggle challenge 'Challenges in Representation Learning: Facial "
+                  "Expression Recognition Challenge' (fer2013.csv)")
+CACHE_VERSION = 1
+
+
+class DataError(ValueError):
+    """A data set is missing or malformed."""
+
+
+def data_root():
+    """Folder holding the data sets: $NNLIB_DATA, else ./data of the project."""
+    return Path(os.environ.get("NNLIB_DATA") or PROJ_ROOT / "data")
+
+
+def cache_dir():
+    return Path(os.environ.get("NNLIB_CACHE") or PROJ_ROOT / ".cache")
+
+
+# --------------------------------------------------------------------------- images
+def read_image(path, mode):
+    """Decode one image file with Pillow as a uint8 array (mode "L" or "RGB")."""
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert(mode), dtype=np.uint8)
+    except (UnidentifiedImageError, OSError) as e:
+        raise DataError(f"cannot decode image {path}: {e}; delete or replace the file") from None
+
+
+def list_images(folder):
+    """Image files directly in ``folder``, sorted by name."""
+    return sorted(p for p in Path(folder).iterdir()
+                  if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def read_images(paths, mode, shape=None):
+    """Decode many files into one uint8 array (N, H, W[, C]); all must share one shape."""
+    arrays = []
+    for p in paths:
+        a = read_image(p, mode)
+        if shape is None:
+            shape = a.shape
+        elif a.shape != shape:
+            raise DataError(f"image {p} has shape {a.shape}, expected {shape} like the "
+                            "others; resize it or remove it")
+        arrays.append(a)
+    if not arrays:
+        return np.zeros((0, *(shape or ())), np.uint8)
+    return np.stack(arrays)
+
+
+def read_class_folders(folder, classes, mode, prefixes=None):
+    """Images in ``folder/<class>/`` -> (X, y, paths).
+
+    classes: names in label-id order; a subfolder with another name is an error.
+    prefixes: keep only files whose name starts with one of these (e.g. "PublicTest_").
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"missing folder {folder}")
+    index = {c: i for i, c in enumerate(classes)}
+    subdirs = sorted(p for p in folder.iterdir() if p.is_dir())
+    unknown = [p.name for p in subdirs if p.name.lower() not in index]
+    if unknown:
+        raise DataError(f"{folder} has class folders {unknown} that are not among the "
+                        f"expected classes {list(classes)}")
+    paths, labels = [], []
+    for sub in subdirs:
+        files = list_images(sub)
+        if prefixes:
+            files = [f for f in files if f.name.startswith(tuple(prefixes))]
+        paths += files
+        labels += [index[sub.name.lower()]] * len(files)
+    if not paths:
+        raise DataError(f"{folder} holds no images in class folders {list(classes)}")
+    return read_images(paths, mode), np.array(labels, dtype=np.int64), paths
+
+
+# ---------------------------------------------------------------------------- split
+def stratified_split(X, y, val_size, seed=0):
+    """Seeded stratified split of (X, y) into train and validation parts.
+
+    val_size: a fraction in (0, 1) or a number of samples.
+    Returns X_train, y_train, X_val, y_val.
+    """
+    from sklearn.model_selection import train_test_split
+    X_tr, X_val, y_tr, y_val = train_test_split(X, y, test_size=val_size, stratify=y,
+                                                random_state=seed)
+    return X_tr, y_tr, X_val, y_val
+
+
+# ---------------------------------------------------------------------------- cache
+def _cached(key_parts, build, use_cache=True):
+    if not use_cache:
+        return build()
+    key = hashlib.sha1(repr((CACHE_VERSION, *key_parts)).encode()).hexdigest()[:16]
+    path = cache_dir() / f"{key_parts[0]}-{key}.npz"
+    if path.exists():
+        with np.load(path, allow_pickle=False) as z:
+            out = {k: z[k] for k in z.files}
+        out["classes"] = tuple(str(c) for c in out["classes"])
+        return out
+    out = build()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name("tmp_" + path.name)
+    with open(tmp, "wb") as f:
+        np.savez(f, **{k: np.asarray(v) for k, v in out.items()})
+    os.replace(tmp, path)
+    return out
+
+
+def _fingerprint(root):
+    """Cheap identity of a data folder: its path and the names and sizes of its files."""
+    h = hashlib.sha1(str(Path(root).resolve()).encode())
+    for dirpath, dirnames, filenames in sorted(os.walk(root)):
+        dirnames.sort()
+        for name in sorted(filenames):
+            h.update(f"{dirpath}/{name}:{os.path.getsize(os.path.join(dirpath, name))}".encode())
+    return h.hexdigest()
+
+
+def _with_val(out, val_size, seed):
+    if not val_size:
+        return dict(out)
+    X_tr, y_tr, X_val, y_val = stratified_split(out["X_train"], out["y_train"], val_size, seed)
+    out = dict(out, X_train=X_tr, y_train=y_tr, X_val=X_val, y_val=y_val)
+    return out
+
+
+# ------------------------------------------------------------------------- CIFAR-10
+def load_cifar10(root=None, val_size=5000, seed=0, cache=True):
+    """CIFAR-10 as uint8 (N, 32, 32, 3) images with a stratified validation split.
+
+    root: a folder holding either ``cifar-10-batches-py/`` (the official python
+    version) or ``train/<class>/`` and ``test/<class>/`` image folders; default
+    ``data_root()/cifar10``. The official files are pickles: they are unpickled, so
+    only point this at copies from the official source.
+    """
+    root = Path(root) if root is not None else data_root() / "cifar10"
+    batches = root / "cifar-10-batches-py"
+    if (root / "data_batch_1").exists():
+        batches = root
+    if batches.is_dir():
+        build = lambda: _cifar10_batches(batches)  # noqa: E731
+    elif (root / "train").is_dir() and (root / "test").is_dir():
+        build = lambda: _cifar10_folders(root)  # noqa: E731
+    else:
+        raise DataError(
+            f"no CIFAR-10 data at {root}: expected {root}/cifar-10-batches-py/ "
+            f"(data_batch_1..5, test_batch) or {root}/train/<class>/ and {root}/test/<class>/ "
+            f"image folders. Get it from {CIFAR10_SOURCE} and set NNLIB_DATA to the folder "
+            "that holds cifar10/")
+    out = _cached(("cifar10", _fingerprint(root)), build, cache)
+    return _with_val(out, val_size, seed)
+
+
+def _cifar10_folders(root):
+    X_tr, y_tr, _ = read_class_folders(root / "train", CIFAR10_CLASSES, "RGB")
+    X_te, y_te, _ = read_class_folders(root / "test", CIFAR10_CLASSES, "RGB")
+    return {"X_train": X_tr, "y_train": y_tr, "X_test": X_te, "y_test": y_te,
+            "classes": CIFAR10_CLASSES}
+
+
+def _cifar10_batch(path):
+    if not path.is_file():
+        raise DataError(f"missing CIFAR-10 file {path}; get the python version from "
+                        f"{CIFAR10_SOURCE}")
+    try:
+        with open(path, "rb") as f:
+            d = pickle.load(f, encoding="bytes")  # only the official files, see docstring
+        X = np.asarray(d[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+        y = np.asarray(d[b"labels"], dtype=np.int64)
+    except (pickle.UnpicklingError, KeyError, ValueError, EOFError) as e:
+        raise DataError(f"{path} is not a CIFAR-10 python batch ({e!r})") from None
+    return np.ascontiguousarray(X), y
+
+
+def _cifar10_batches(folder):
+    parts = [_cifar10_batch(folder / f"data_batch_{i}") for i in range(1, 6)]
+    X_te, y_te = _cifar10_batch(folder / "test_batch")
+    return {"X_train": np.concatenate([p[0] for p in parts]),
+            "y_train": np.concatenate([p[1] for p in parts]),
+            "X_test": X_te, "y_test": y_te, "classes": CIFAR10_CLASSES}
+
+
+# -------------------------------------------------------------------------- FER2013
+def load_fer2013(root=None, val_size=0.1, seed=0, cache=True):
+    """FER2013 as uint8 (N, 48, 48) images with the original label ids (0=angry ... 6=neutral).
+
+    root (default ``data_root()/fer2013``) holds one of:
+    - ``fer2013.csv`` (Kaggle: emotion,pixels,Usage): Training -> train,
+      PublicTest -> test, PrivateTest -> private;
+    - ``train/<emotion>/`` and ``test/<emotion>/`` image folders, test files told apart
+      by their ``PublicTest_`` / ``PrivateTest_`` prefixes (unprefixed files count as test);
+    - ``labels_public.txt`` (img,emotion) with ``Train/`` and ``Test/`` folders.
+    The validation split is a seeded stratified part of the training data.
+    """
+    root = Path(root) if root is not None else data_root() / "fer2013"
+    if (root / "fer2013.csv").is_file():
+        build = lambda: read_fer_csv(root / "fer2013.csv")  # noqa: E731
+    elif (root / "train").is_dir():
+        build = lambda: _fer_folders(root)  # noqa: E731
+    elif (root / "labels_public.txt").is_file():
+        build = lambda: read_fer_labels_file(root / "labels_public.txt")  # noqa: E731
+    else:
+        raise DataError(
+            f"no FER2013 data at {root}: expected {root}/fer2013.csv, {root}/train/<emotion>/ "
+            f"image folders, or {root}/labels_public.txt with Train/ and Test/. Get it from "
+            f"{FER2013_SOURCE} and set NNLIB_DATA to the folder that holds fer2013/")
+    out = _cached(("fer2013", _fingerprint(root)), build, cache)
+    return _with_val(out, val_size, seed)
+
+
+def _fer_folders(root):
+    X_tr, y_tr, _ = read_class_folders(root / "train", FER2013_CLASSES, "L")
+    out = {"X_train": X_tr, "y_train": y_tr, "classes": FER2013_CLASSES}
+    if (root / "test").is_dir():
+        X, y, paths = read_class_folders(root / "test", FER2013_CLASSES, "L")
+        private = np.array([p.name.startswith("PrivateTest_") for p in paths], dtype=bool)
+        out.update(X_test=X[~private], y_test=y[~private])
+        if private.any():
+            out.update(X_private=X[private], y_private=y[private])
+    return out
+
+
+def read_fer_csv(path):
+    """Kaggle ``fer2013.csv`` -> dict of splits by its Usage column."""
+    splits = {"Training": ([], []), "PublicTest": ([], []), "PrivateTest": ([], [])}
+    path = Path(path)
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        missing = {"emotion", "pixels"} - set(reader.fieldnames or ())
+        if missing:
+            raise DataError(f"{path}: header {reader.fieldnames} lacks columns "
+                            f"{sorted(missing)}; expected emotion,pixels,Usage")
+        for line, row in enumerate(reader, start=2):
+            try:
+                label = int(row["emotion"])
+                pixels = np.array(row["pixels"].split(), dtype=np.uint8)
+                if not 0 <= label < 7 or pixels.size != 48 * 48:
+                    raise ValueError
+            except (ValueError, AttributeError, OverflowError):
+                raise DataError(f"{path}, line {line}: expected an emotion id in 0..6 and "
+                                "2304 pixel values in 0..255") from None
+            usage = row.get("Usage") or "Training"
+            if usage not in splits:
+                raise DataError(f"{path}, line {line}: unknown Usage {usage!r}; expected "
+                                f"one of {sorted(splits)}")
+            splits[usage][0].append(pixels.reshape(48, 48))
+            splits[usage][1].append(label)
+    if not splits["Training"][0]:
+        raise DataError(f"{path} holds no Training rows")
+    out = {"classes": FER2013_CLASSES}
+    for usage, key in (("Training", "train"), ("PublicTest", "test"),
+                       ("PrivateTest", "private")):
+        X, y = splits[usage]
+        if X:
+            out[f"X_{key}"] = np.stack(X)
+            out[f"y_{key}"] = np.array(y, dtype=np.int64)
+    return out
+
+
+def read_fer_labels_file(path):
+    """Coursework layout: ``labels_public.txt`` (img,emotion) beside Train/ and Test/."""
+    path = Path(path)
+    rows = {"train": ([], []), "test": ([], [])}
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        if not {"img", "emotion"} <= set(reader.fieldnames or ()):
+            raise DataError(f"{path}: expected a header img,emotion, got {reader.fieldnames}")
+        for line, row in enumerate(reader, start=2):
+            try:
+                label = int(row["emotion"])
+                if not 0 <= label < 7:
+                    raise ValueError
+            except (ValueError, TypeError):
+                raise DataError(f"{path}, line {line}: emotion must be an id in 0..6, got "
+                                f"{row['emotion']!r}") from None
+            split = "test" if row["img"].lower().startswith("test") else "train"
+            rows[split][0].append(path.parent / row["img"])
+            rows[split][1].append(label)
+    out = {"classes": FER2013_CLASSES}
+    for split, (paths, labels) in rows.items():
+        if paths:
+            missing = [p for p in paths if not p.is_file()]
+            if missing:
+                raise DataError(f"{path} lists {len(missing)} missing images, e.g. {missing[0]}")
+            out[f"X_{split}"] = read_images(paths, "L")
+            out[f"y_{split}"] = np.array(labels, dtype=np.int64)
+    if "X_train" not in out:
+        raise DataError(f"{path} lists no Train/ images")
+    return out
+
+
+def subsample(X, y, n, seed=0):
+    """A seeded stratified subset of n samples (all of them when n >= len(X))."""
+    if n is None or n >= len(X):
+        return X, y
+    _, _, X_s, y_s = stratified_split(X, y, n, seed)
+    return X_s, y_s
