@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-export NNLIB_DATA ?= $(abspath ../shared/datasets)
+export NNLIB_DATA ?= $(if $(wildcard ../shared/datasets),$(abspath ../shared/datasets),$(abspath data))
 
 .PHONY: help setup setup-all all test test-unit test-notebooks notebooks report bench lint clean
 
@@ -25,7 +25,7 @@ all: setup
 	$(MAKE) notebooks PROFILE=full
 	$(MAKE) report
 
-test: setup lint test-unit test-notebooks
+test: setup lint test-unit test-notebooks report
 
 lint: setup
 	$(VENV)/bin/ruff check .
@@ -41,7 +41,9 @@ notebooks: setup
 	$(PY) -m nnlib.pipeline --profile $(PROFILE)
 
 report:
-	cd report && latexmk -pdf -interaction=nonstopmode -halt-on-error main.tex && cp main.pdf report.pdf
+	cd report && latexmk -pdf -interaction=nonstopmode -halt-on-error -jobname=report main.tex
+	@if grep -nE "undefined|Overfull|File .* not found" report/report.log; then \
+	  echo "report/report.log: undefined references or citations, missing files or overfull boxes (above)"; exit 1; fi
 
 bench: setup
 	$(PY) benchmarks/bench_mlp.py

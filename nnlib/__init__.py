@@ -28,6 +28,6 @@ __all__ = [
     "check_model_gradients", "dropout_backward", "dropout_forward",
     "eval_numerical_gradient", "eval_numerical_gradient_array", "linear_backward",
     "linear_forward", "load_model", "nesterov_momentum", "random_flip_shift", "random_hflip",
-    "rel_error",
-    "relu_backward", "relu_forward", "save_model", "sgd", "sgd_momentum", "softmax",
+    "rel_error", "rel_error_norm", "relu_backward", "relu_forward", "save_model", "sgd",
+    "sgd_momentum", "softmax",
 ]

@@ -12,7 +12,7 @@ def test_gradients_two_hidden_layers(reg):
     X = rng.standard_normal((N, D))
     y = rng.integers(0, C, N)
     model = FullyConnectedNet([20, 30], input_dim=D, num_classes=C, reg=reg,
-                              weight_scale=5e-2, dtype=np.float64, seed=0)
+                              weight_scale="he", dtype=np.float64, seed=0)
     errors = check_model_gradients(model, X, y)
     assert max(errors.values()) <= 1e-6, errors
 

@@ -1,0 +1,66 @@
+"""Re-execute the numbered notebooks with papermill, in order, in place.
+
+    python -m nnlib.pipeline --profile full            # every notebook
+    python -m nnlib.pipeline --profile smoke --only Q1 Q4
+
+Stops at the first failing cell with the notebook, the cell and the error; the log of
+each run goes to runs/pipeline/<notebook>.log.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+from nnlib.export import PROFILES
+from nnlib.paths import NOTEBOOKS_DIR, RUNS_DIR
+
+
+def notebooks(only=None):
+    found = sorted(NOTEBOOKS_DIR.glob("Q[0-9]_*.ipynb"))
+    if only:
+        wanted = {o.upper() for o in only}
+        found = [nb for nb in found if nb.name.split("_")[0].upper() in wanted]
+    return found
+
+
+def run(profile, only=None, timeout=None):
+    import papermill as pm
+    from tqdm import tqdm
+
+    todo = notebooks(only)
+    if not todo:
+        sys.exit(f"no notebooks matching {only} in {NOTEBOOKS_DIR}")
+    os.environ["NNLIB_PROFILE"] = profile
+    log_dir = RUNS_DIR / "pipeline"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    # the smoke profile must not replace the committed full-profile outputs
+    out_dir = NOTEBOOKS_DIR if profile == "full" else RUNS_DIR / profile / "notebooks"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for nb in tqdm(todo, desc=f"notebooks ({profile})", unit="nb"):
+        start = time.time()
+        log_path = log_dir / f"{nb.stem}.log"
+        with open(log_path, "w") as log:
+            try:
+                pm.execute_notebook(str(nb), str(out_dir / nb.name),
+                                    parameters={"profile": profile}, cwd=str(NOTEBOOKS_DIR),
+                                    log_output=True, stdout_file=log, stderr_file=log,
+                                    progress_bar=True, execution_timeout=timeout)
+            except pm.PapermillExecutionError as e:
+                sys.exit(f"\n{nb.name} failed in cell {e.exec_count}: {e.ename}: {e.evalue}\n"
+                         f"see {out_dir / nb.name} and {log_path}")
+        tqdm.write(f"{nb.name}: {time.time() - start:.0f} s")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", choices=PROFILES, default="full")
+    parser.add_argument("--only", nargs="*", help="question ids, e.g. Q1 Q4")
+    parser.add_argument("--timeout", type=int, default=None, help="seconds per cell")
+    args = parser.parse_args(argv)
+    run(args.profile, args.only, args.timeout)
+
+
+if __name__ == "__main__":
+    main()
