@@ -3,19 +3,20 @@ net, update rules and a Solver), with data loaders and evaluation helpers."""
 from nnlib.classifiers import softmax
 from nnlib.fcnet import FullyConnectedNet
 from nnlib.gradient_check import (
-                                  check_model_gradients,
-                                  eval_numerical_gradient,
-                                  eval_numerical_gradient_array,
-                                  rel_error,
+    check_model_gradients,
+    eval_numerical_gradient,
+    eval_numerical_gradient_array,
+    rel_error,
+    rel_error_norm,
 )
 from nnlib.io import load_model, save_model
 from nnlib.layers import (
-                                  dropout_backward,
-                                  dropout_forward,
-                                  linear_backward,
-                                  linear_forward,
-                                  relu_backward,
-                                  relu_forward,
+    dropout_backward,
+    dropout_forward,
+    linear_backward,
+    linear_forward,
+    relu_backward,
+    relu_forward,
 )
 from nnlib.optim import UPDATE_RULES, adam, nesterov_momentum, sgd, sgd_momentum
 from nnlib.preprocess import Preprocessor, random_flip_shift, random_hflip

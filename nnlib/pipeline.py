@@ -12,6 +12,7 @@ import argparse
 import os
 import sys
 import time
+from pathlib import Path
 
 from nnlib.export import PROFILES
 from nnlib.paths import NOTEBOOKS_DIR, RUNS_DIR
@@ -33,6 +34,9 @@ def run(profile, only=None, timeout=None):
     if not todo:
         sys.exit(f"no notebooks matching {only} in {NOTEBOOKS_DIR}")
     os.environ["NNLIB_PROFILE"] = profile
+    for var in ("NNLIB_DATA", "NNLIB_CACHE"):  # the kernels run in notebooks/
+        if os.environ.get(var):
+            os.environ[var] = str(Path(os.environ[var]).resolve())
     log_dir = RUNS_DIR / "pipeline"
     log_dir.mkdir(parents=True, exist_ok=True)
     # the smoke profile must not replace the committed full-profile outputs

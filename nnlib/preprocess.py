@@ -14,16 +14,21 @@ class Preprocessor:
     - center: "image" (subtract the mean training image), "channel" (subtract the mean
       of each channel) or None
     - scale: "std" (divide by the training standard deviation, one scalar) or None
+    - zca: ZCA whitening strength epsilon (None: off). After centring, features are
+      multiplied by ``U diag(1/sqrt(s + zca)) U^T`` from the eigendecomposition of the
+      training covariance (Krizhevsky 2009; Lin et al. 2016); the matrix is D x D
 
     ``fit`` learns the statistics from training images; ``transform`` applies them.
     """
 
-    def __init__(self, grayscale=False, center="image", scale="std"):
+    def __init__(self, grayscale=False, center="image", scale="std", zca=None):
         if center not in ("image", "channel", None):
             raise ValueError(f"center must be 'image', 'channel' or None, got {center!r}")
         if scale not in ("std", None):
             raise ValueError(f"scale must be 'std' or None, got {scale!r}")
         self.grayscale, self.center, self.scale = bool(grayscale), center, scale
+        self.zca = None if zca is None else float(zca)
+        self.whitening = None
         self.image_shape = None
         self.mean = None
         self.std = None
@@ -57,6 +62,11 @@ class Preprocessor:
             self.std = np.float32((F - self.mean).std(dtype=np.float64) + 1e-8)
         else:
             self.std = np.float32(1.0)
+        if self.zca is not None:
+            Z = ((F - self.mean) / self.std).reshape(len(F), -1)
+            cov = (Z.T @ Z).astype(np.float64) / len(Z)
+            s, U = np.linalg.eigh(cov)
+            self.whitening = ((U / np.sqrt(np.maximum(s, 0) + self.zca)) @ U.T).astype(np.float32)
         return self
 
     def transform(self, X):
@@ -70,24 +80,32 @@ class Preprocessor:
                              "the images first")
         F -= self.mean
         F *= np.float32(1.0 / self.std)
-        return F.reshape(len(F), -1)
+        F = F.reshape(len(F), -1)
+        if self.whitening is not None:
+            F = F @ self.whitening
+        return F
 
     def fit_transform(self, X):
         return self.fit(X).transform(X)
 
     def config(self):
         return {"grayscale": self.grayscale, "center": self.center, "scale": self.scale,
+                "zca": self.zca,
                 "image_shape": list(self.image_shape) if self.image_shape else None}
 
     def arrays(self):
-        return {"mean": self.mean, "std": np.asarray(self.std)}
+        out = {"mean": self.mean, "std": np.asarray(self.std)}
+        if self.whitening is not None:
+            out["whitening"] = self.whitening
+        return out
 
     @classmethod
     def from_config(cls, config, arrays):
-        pre = cls(config["grayscale"], config["center"], config["scale"])
+        pre = cls(config["grayscale"], config["center"], config["scale"], config.get("zca"))
         pre.image_shape = tuple(config["image_shape"]) if config["image_shape"] else None
         pre.mean = arrays["mean"].astype(np.float32)
         pre.std = np.float32(arrays["std"])
+        pre.whitening = arrays.get("whitening")
         return pre
 
 

@@ -1,0 +1,125 @@
+"""Hyper-parameter search helpers around Optuna (imported only where used).
+
+- ``open_study``: a named study in an SQLite file by default, or any Optuna storage URL
+  (e.g. ``postgresql://user@host/db``) so that several machines share one study; it is
+  resumed when it exists.
+- ``train_config``: build a FullyConnectedNet from a config dict, train it with the
+  Solver, report the per-epoch validation accuracy to an Optuna trial for pruning.
+- ``lr_range_test``: the learning-rate range test of Smith (2017).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from nnlib.fcnet import FullyConnectedNet
+from nnlib.solver import Solver
+
+DEFAULT_CONFIG = dict(hidden_dims=[512, 256], dropout=0.0, reg=0.0, learning_rate=1e-2,
+                      momentum=0.9, batch_size=128, num_epochs=20, weight_scale="he",
+                      momentum_start=0.5, momentum_ramp_epochs=5, lr_gamma=0.5,
+                      lr_step=8, patience=5, flip=False)
+
+
+HISTORIES = ("train_loss_history", "val_loss_history", "train_acc_history", "val_acc_history")
+
+
+def open_study(name, storage, direction="maximize", seed=0, n_startup_trials=5,
+               n_warmup_steps=3):
+    """Create or load the study ``name``: TPE sampler and median pruning.
+
+    storage: an Optuna storage URL; ``sqlite:///path.db`` keeps it in one file.
+    """
+    import optuna
+    sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup_trials)
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=n_startup_trials,
+                                         n_warmup_steps=n_warmup_steps)
+    return optuna.create_study(study_name=name, storage=storage, direction=direction,
+                               sampler=sampler, pruner=pruner, load_if_exists=True)
+
+
+def build_solver(config, data, input_dim, num_classes, seed=0, augment=None,
+                 epoch_callback=None, checkpoint_dir=None, verbose=False):
+    """A FullyConnectedNet and its Solver from a config dict (see DEFAULT_CONFIG).
+
+    SGD with momentum throughout; the momentum ramps linearly from ``momentum_start``
+    to ``momentum`` over ``momentum_ramp_epochs``; the learning rate is multiplied by
+    ``lr_gamma`` every ``lr_step`` epochs; training stops after ``patience`` epochs
+    without a better validation accuracy.
+    """
+    unknown = set(config) - set(DEFAULT_CONFIG)
+    if unknown:
+        raise ValueError(f"unknown config keys {sorted(unknown)}; valid: {sorted(DEFAULT_CONFIG)}")
+    c = {**DEFAULT_CONFIG, **config}
+    model = FullyConnectedNet(c["hidden_dims"], input_dim=input_dim, num_classes=num_classes,
+                              dropout=c["dropout"], reg=c["reg"],
+                              weight_scale=c["weight_scale"], seed=seed)
+    solver = Solver(
+        model, data, update_rule="sgd_momentum",
+        optim_config={"learning_rate": c["learning_rate"], "momentum": c["momentum_start"]},
+        momentum_schedule={"name": "linear", "base": c["momentum_start"],
+                           "end": c["momentum"], "num_epochs": c["momentum_ramp_epochs"]},
+        lr_schedule={"name": "step", "step_size": c["lr_step"], "gamma": c["lr_gamma"]},
+        num_epochs=c["num_epochs"], batch_size=c["batch_size"], patience=c["patience"],
+        augment=augment, seed=seed, epoch_callback=epoch_callback,
+        checkpoint_dir=checkpoint_dir, resume=checkpoint_dir is not None, verbose=verbose)
+    return model, solver
+
+
+def train_config(config, data, input_dim, num_classes, trial=None, seed=0, augment=None):
+    """Train one configuration; with an Optuna ``trial``, report and prune per epoch.
+
+    Returns the Solver (its model holds the best parameters).
+    """
+    def report(solver):
+        if trial is None:
+            return
+        import optuna
+        for h in HISTORIES:  # kept with the trial, so curves need no re-training
+            trial.set_user_attr(h, [float(v) for v in getattr(solver, h)])
+        trial.report(solver.val_acc_history[-1], solver.epoch)
+        if trial.should_prune():
+            raise optuna.TrialPruned()
+
+    _, solver = build_solver(config, data, input_dim, num_classes, seed=seed, augment=augment,
+                             epoch_callback=report)
+    solver.train()
+    if solver.stop_reason and solver.stop_reason.startswith("loss became"):
+        if trial is not None:
+            trial.set_user_attr("diverged", True)
+    return solver
+
+
+def lr_range_test(config, data, input_dim, num_classes, lr_min=1e-5, lr_max=1.0,
+                  num_iters=300, seed=0):
+    """Train with a learning rate growing geometrically from lr_min to lr_max, one step
+    per mini-batch, and record the training loss (Smith, 2017).
+
+    Returns (learning_rates, losses); stops early once the loss exceeds 4x its minimum
+    or becomes non-finite.
+    """
+    c = {**DEFAULT_CONFIG, **config}
+    model = FullyConnectedNet(c["hidden_dims"], input_dim=input_dim, num_classes=num_classes,
+                              dropout=c["dropout"], reg=c["reg"],
+                              weight_scale=c["weight_scale"], seed=seed)
+    rng = np.random.default_rng(seed)
+    X, y = data["X_train"], data["y_train"]
+    lrs = lr_min * (lr_max / lr_min) ** (np.arange(num_iters) / (num_iters - 1))
+    configs = {k: {"learning_rate": lrs[0], "momentum": c["momentum"]} for k in model.params}
+    solver = Solver(model, data, update_rule="sgd_momentum", verbose=False, seed=seed)
+    losses, best = [], math.inf
+    perm = rng.permutation(len(X))
+    bs = c["batch_size"]
+    for i, lr in enumerate(lrs):
+        idx = perm[(i * bs) % len(X):(i * bs) % len(X) + bs]
+        for cfg in configs.values():
+            cfg["learning_rate"] = lr
+        solver.optim_configs = configs
+        with np.errstate(over="ignore", invalid="ignore"):
+            loss = solver._step(X[idx], y[idx])
+        if not math.isfinite(loss) or loss > 4 * best:
+            break
+        losses.append(loss)
+        best = min(best, loss)
+    return lrs[:len(losses)], np.array(losses)
