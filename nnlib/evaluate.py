@@ -16,8 +16,15 @@ from pathlib import Path
 
 import numpy as np
 
-from nnlib.data import (FER2013_CLASSES, IMAGE_SUFFIXES, DataError, list_images, read_fer_csv,
-                        read_fer_labels_file, read_images)
+from nnlib.data import (
+    FER2013_CLASSES,
+    IMAGE_SUFFIXES,
+    DataError,
+    list_images,
+    read_fer_csv,
+    read_fer_labels_file,
+    read_images,
+)
 
 
 class LoadedModel:

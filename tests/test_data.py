@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nnlib.data import (FER2013_CLASSES, DataError, load_cifar10, load_fer2013,
-                        stratified_split)
+from nnlib.data import FER2013_CLASSES, DataError, load_cifar10, load_fer2013, stratified_split
 
 
 @pytest.fixture(autouse=True)
