@@ -9,8 +9,10 @@ GEMM peak (measured here with NumPy) that nnlib reaches.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -76,6 +78,7 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--skip-keras", action="store_true")
+    parser.add_argument("--json", help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
 
     rng = np.random.default_rng(0)
@@ -87,10 +90,16 @@ def main(argv=None):
     frac = ours * train_flops_per_sample() / peak
     print(f"sgemm peak            {peak / 1e9:8.1f} GFLOP/s")
     print(f"nnlib Solver.train    {ours:8.0f} samples/s  ({frac:.0%} of sgemm peak)")
+    results = {"sgemm_gflops": round(peak / 1e9, 1), "nnlib_samples_per_s": round(ours),
+               "nnlib_fraction_of_peak": round(frac, 3), "batch_size": args.batch_size,
+               "samples": args.samples, "epochs": args.epochs}
     if not args.skip_keras:
         theirs = bench_keras(X, y, args.epochs, args.batch_size)
         print(f"Keras 3 model.fit     {theirs:8.0f} samples/s")
         print(f"ratio nnlib / Keras   {ours / theirs:8.2f}x")
+        results.update(keras_samples_per_s=round(theirs), ratio=round(ours / theirs, 2))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,67 @@
+"""Fill the README's generated blocks from report/generated/*.json and the benchmark.
+
+    python scripts/update_readme.py
+
+Blocks sit between ``<!-- BEGIN name -->`` and ``<!-- END name -->`` markers, so no
+number in the README is typed by hand.
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+GEN = ROOT / "report" / "generated"
+
+
+def load(name):
+    path = GEN / f"{name}.json" if not name.endswith(".json") else ROOT / name
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def pct(v):
+    return f"{100 * v:.1f}%" if isinstance(v, (int, float)) else "not run yet"
+
+
+def results_block():
+    q4, q5, q6 = load("q4"), load("q5"), load("q6")
+    rows = [
+        ("Q4", "CIFAR-10, fully connected (nnlib)", "test", pct(q4.get("test_accuracy")),
+         f"validation {pct(q4.get('val_accuracy'))}"),
+        ("Q5", "FER2013, fully connected (nnlib), Optuna-tuned", "PublicTest",
+         pct(q5.get("test_accuracy")), f"macro F1 {q5.get('macro_f1', float('nan')):.3f}"),
+        ("Q6", "FER2013, CNN (Keras)", "PublicTest", pct(q6.get("test_accuracy")),
+         f"macro F1 {q6.get('macro_f1', float('nan')):.3f}"),
+    ]
+    lines = ["| | model | test split | accuracy | also |", "| --- | --- | --- | --- | --- |"]
+    lines += [f"| {a} | {b} | {c} | {d} | {e} |" for a, b, c, d, e in rows]
+    return "\n".join(lines)
+
+
+def bench_block():
+    b = load("benchmarks/results.json")
+    if not b:
+        return "Run `make bench` to measure."
+    return "\n".join([
+        "| | samples/s |", "| --- | --- |",
+        f"| nnlib `Solver.train` | {b['nnlib_samples_per_s']:,} |",
+        f"| Keras 3 `model.fit` (TensorFlow) | {b.get('keras_samples_per_s', 0):,} |",
+        f"| ratio | **{b.get('ratio', float('nan')):.2f}x** |",
+        "",
+        f"nnlib runs at {100 * b['nnlib_fraction_of_peak']:.0f}% of the float32 GEMM peak "
+        f"measured in the same run ({b['sgemm_gflops']} GFLOP/s, 2 cores).",
+    ])
+
+
+def main():
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    for name, block in (("results", results_block()), ("bench", bench_block())):
+        text = re.sub(rf"(<!-- BEGIN {name} -->\n).*?(<!-- END {name} -->)",
+                      lambda m, b=block: m.group(1) + b + "\n" + m.group(2), text, flags=re.S)
+    readme.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
