@@ -24,7 +24,7 @@ from tqdm import tqdm
 from nnlib._checks import check_labels
 from nnlib.classifiers import softmax
 from nnlib.optim import get_update_rule
-from nnlib.schedules import make_schedule
+from nnlib.schedules import Plateau, make_schedule
 
 MONITORS = {"val_acc": "max", "val_loss": "min"}
 
@@ -97,9 +97,8 @@ class Solver:
         if lr_spec is None and self.lr_decay != 1.0:
             lr_spec = {"name": "exponential", "gamma": self.lr_decay}
         self._lr_schedule = make_schedule(lr_spec, base_lr)
-        if getattr(self._lr_schedule, "options", {}).get("mode") is None and \
-                isinstance(lr_spec, dict) and lr_spec.get("name") == "plateau":
-            self._lr_schedule.options["mode"] = MONITORS[self.monitor]
+        if isinstance(self._lr_schedule, Plateau):  # watches the monitored metric
+            self._lr_schedule.options.setdefault("mode", MONITORS[self.monitor])
         self._mom_schedule = (make_schedule(self.momentum_schedule,
                                             self.optim_config.get("momentum", 0.9))
                               if self.momentum_schedule else None)
