@@ -41,7 +41,7 @@ notebooks: setup
 	$(PY) -m nnlib.pipeline --profile $(PROFILE)
 
 report:
-	cd report && latexmk -pdf -interaction=nonstopmode -halt-on-error -jobname=report main.tex
+	cd report && latexmk -g -pdf -interaction=nonstopmode -halt-on-error -jobname=report main.tex
 	@if grep -nE "undefined|Overfull|File .* not found" report/report.log; then \
 	  echo "report/report.log: undefined references or citations, missing files or overfull boxes (above)"; exit 1; fi
 
