@@ -1,0 +1,41 @@
+import json
+
+import pandas as pd
+import pytest
+
+from nnlib import export
+from nnlib.export import Exporter, get_profile, macro_name
+from nnlib.pipeline import notebooks
+
+
+def test_macro_names_have_no_digits():
+    assert macro_name(4, "test_accuracy") == "QFourTestAccuracy"
+    assert macro_name(5, "l2_val_accuracy") == "QFiveLTwoValAccuracy"
+    assert macro_name(6, "macro_f1") == "QSixMacroFOne"
+
+
+def test_profile_from_environment(monkeypatch):
+    monkeypatch.setenv("NNLIB_PROFILE", "smoke")
+    assert get_profile("full") == "smoke"
+    monkeypatch.setenv("NNLIB_PROFILE", "huge")
+    with pytest.raises(ValueError, match="NNLIB_PROFILE"):
+        get_profile("full")
+
+
+def test_smoke_exports_stay_out_of_the_report(tmp_path, monkeypatch):
+    monkeypatch.setattr(export, "RUNS_DIR", tmp_path / "runs")
+    ex = Exporter(4, "smoke")
+    ex.values(test_accuracy=0.6074, best_epoch=54, arch="2048-1024")
+    ex.table(pd.DataFrame({"a": [1]}), "t", index=False)
+    gen = tmp_path / "runs" / "smoke" / "generated"
+    assert json.loads((gen / "q4.json").read_text())["best_epoch"] == 54
+    macros = (gen / "q4_values.tex").read_text()
+    assert "\\newcommand{\\QFourTestAccuracy}{60.7\\%}" in macros
+    assert "\\newcommand{\\QFourBestEpoch}{54}" in macros
+    assert (gen / "q4_t.tex").read_text().startswith("\\begin{tabular}")
+
+
+def test_pipeline_finds_the_numbered_notebooks():
+    names = [nb.name.split("_")[0] for nb in notebooks()]
+    assert names == sorted(names) and {"Q1", "Q4", "Q5", "Q6"} <= set(names)
+    assert [nb.name for nb in notebooks(["q2"])] == ["Q2_dropout.ipynb"]
