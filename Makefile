@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 export NNLIB_DATA ?= $(if $(wildcard ../shared/datasets),$(abspath ../shared/datasets),$(abspath data))
 
-.PHONY: help setup setup-all all test test-unit test-notebooks notebooks report bench lint clean
+.PHONY: help setup all test test-unit test-notebooks notebooks report readme bench lint clean
 
 help:
 	@echo "make all       set up, re-run every notebook (full profile) and build the report"
@@ -24,6 +24,10 @@ setup: $(VENV)/.installed
 all: setup
 	$(MAKE) notebooks PROFILE=full
 	$(MAKE) report
+	$(MAKE) readme
+
+readme: setup
+	$(PY) scripts/update_readme.py
 
 test: setup lint test-unit test-notebooks report
 
@@ -46,7 +50,8 @@ report:
 	  echo "report/report.log: undefined references or citations, missing files or overfull boxes (above)"; exit 1; fi
 
 bench: setup
-	$(PY) benchmarks/bench_mlp.py
+	$(PY) benchmarks/bench_mlp.py --json benchmarks/results.json
+	$(PY) scripts/update_readme.py
 
 clean:
 	rm -rf .cache report/*.aux report/*.log report/*.fls report/*.fdb_latexmk report/*.bbl report/*.blg
