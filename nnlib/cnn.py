@@ -159,7 +159,7 @@ def train_cnn(model, data, run_dir, epochs=60, batch_size=64, lr=1e-3, weight_de
     ]
     start = time.time()
     fit = model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks,
-                    verbose=verbose)
+                    shuffle=False, verbose=verbose)  # the dataset shuffles itself
     seconds = time.time() - start
     n_epochs = len(fit.history.get("loss", []))
     rate = n_epochs * steps * batch_size / seconds if n_epochs else float("nan")
