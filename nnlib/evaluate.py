@@ -21,6 +21,7 @@ from nnlib.data import (
     IMAGE_SUFFIXES,
     DataError,
     list_images,
+    read_class_folders,
     read_fer_csv,
     read_fer_labels_file,
     read_images,
@@ -63,19 +64,13 @@ class LoadedModel:
                              f"{self.input_shape[1]} images, got {images.shape[1]}x"
                              f"{images.shape[2]}; resize the data set or pick the right model")
         if self.kind == "nnlib":
-            X = self.preprocessor.transform(images)
-            tta = self.info.get("tta_flip", False)
-            scores = _batched_scores(self.model, X)
-            if tta:  # average with the mirrored faces
-                Xf = self.preprocessor.transform(images[:, :, ::-1])
-                scores = scores + _batched_scores(self.model, Xf)
+            scores = self.model.scores(self.preprocessor.transform(images))
+            if self.info.get("tta_flip", False):  # average with the mirrored faces
+                scores = scores + self.model.scores(
+                    self.preprocessor.transform(images[:, :, ::-1]))
             return scores.argmax(axis=1)
         from nnlib.cnn import predict_keras
         return predict_keras(self.model, images)
-
-
-def _batched_scores(model, X, batch_size=1000):
-    return np.concatenate([model.loss(X[i:i + batch_size]) for i in range(0, len(X), batch_size)])
 
 
 def load_fer_eval_data(path):
@@ -96,20 +91,13 @@ def load_fer_eval_data(path):
         X = np.concatenate([d[k] for k in ("X_train", "X_test") if k in d])
         y = np.concatenate([d[k] for k in ("y_train", "y_test") if k in d])
         return X, y, None
-    subdirs = sorted(p for p in path.iterdir() if p.is_dir())
-    if subdirs:
-        index = {c: i for i, c in enumerate(FER2013_CLASSES)}
-        unknown = [p.name for p in subdirs if p.name.lower() not in index]
-        if unknown:
-            raise DataError(f"{path} has subfolders {unknown}; expected emotion folders "
-                            f"among {list(FER2013_CLASSES)}")
-        files = sorted((f for d in subdirs for f in list_images(d)), key=str)
-        labels = np.array([index[f.parent.name.lower()] for f in files], dtype=np.int64)
-    else:
-        files, labels = list_images(path), None
+    if any(p.is_dir() for p in path.iterdir()):
+        # sorted class folders, sorted files in each: sorted file-path order
+        return read_class_folders(path, FER2013_CLASSES, "L")
+    files = list_images(path)
     if not files:
         raise DataError(f"{path} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-    return read_images(files, "L"), labels, files
+    return read_images(files, "L"), None, files
 
 
 def evaluate(model, data):

@@ -64,9 +64,9 @@ class Exporter:
     def values(self, **values):
         """Record headline values: JSON (``qN.json``) and LaTeX macros (``qN_values.tex``).
 
-        Floats are written to the macros with the format given by ``fmt_<key>`` if
-        present, else with 4 significant digits; a float in [0, 1] whose key ends in
-        ``accuracy`` or ``rate`` is shown as a percentage with one decimal.
+        Floats are written to the macros with 4 significant digits, except that a float
+        in [0, 1] whose key ends in ``accuracy``, ``rate`` or ``acc`` is shown as a
+        percentage with one decimal; ints get thousands separators, booleans yes/no.
         """
         self.results.update(values)
         (self.generated_dir / f"q{self.question}.json").write_text(

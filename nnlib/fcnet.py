@@ -144,10 +144,15 @@ class FullyConnectedNet:
                 grads[f"W{i}"] += reg * W
         return loss, grads
 
+    def scores(self, X, batch_size=1000):
+        """Test-mode scores of shape (N, C), computed in batches."""
+        return np.concatenate([self.loss(X[i:i + batch_size])
+                               for i in range(0, len(X), batch_size)]
+                              or [np.zeros((0, self.num_classes), self.dtype)])
+
     def predict(self, X, batch_size=1000):
         """Predicted class ids of shape (N,), computed in batches."""
-        return np.concatenate([self.loss(X[i:i + batch_size]).argmax(axis=1)
-                               for i in range(0, len(X), batch_size)] or [np.zeros(0, int)])
+        return self.scores(X, batch_size).argmax(axis=1)
 
     def _as_input(self, X):
         X = np.asarray(X)

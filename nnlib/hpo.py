@@ -19,7 +19,7 @@ from nnlib.solver import Solver
 DEFAULT_CONFIG = dict(hidden_dims=[512, 256], dropout=0.0, reg=0.0, learning_rate=1e-2,
                       momentum=0.9, batch_size=128, num_epochs=20, weight_scale="he",
                       momentum_start=0.5, momentum_ramp_epochs=5, lr_gamma=0.5,
-                      lr_step=8, patience=5, flip=False)
+                      lr_step=8, patience=5)
 
 
 HISTORIES = ("train_loss_history", "val_loss_history", "train_acc_history", "val_acc_history")
@@ -39,6 +39,18 @@ def open_study(name, storage, direction="maximize", seed=0, n_startup_trials=5,
                                sampler=sampler, pruner=pruner, load_if_exists=True)
 
 
+def build_model(config, input_dim, num_classes, seed=0):
+    """A FullyConnectedNet from a config dict (see DEFAULT_CONFIG) and the full config."""
+    unknown = set(config) - set(DEFAULT_CONFIG)
+    if unknown:
+        raise ValueError(f"unknown config keys {sorted(unknown)}; valid: {sorted(DEFAULT_CONFIG)}")
+    c = {**DEFAULT_CONFIG, **config}
+    model = FullyConnectedNet(c["hidden_dims"], input_dim=input_dim, num_classes=num_classes,
+                              dropout=c["dropout"], reg=c["reg"],
+                              weight_scale=c["weight_scale"], seed=seed)
+    return model, c
+
+
 def build_solver(config, data, input_dim, num_classes, seed=0, augment=None,
                  epoch_callback=None, checkpoint_dir=None, verbose=False):
     """A FullyConnectedNet and its Solver from a config dict (see DEFAULT_CONFIG).
@@ -48,13 +60,7 @@ def build_solver(config, data, input_dim, num_classes, seed=0, augment=None,
     ``lr_gamma`` every ``lr_step`` epochs; training stops after ``patience`` epochs
     without a better validation accuracy.
     """
-    unknown = set(config) - set(DEFAULT_CONFIG)
-    if unknown:
-        raise ValueError(f"unknown config keys {sorted(unknown)}; valid: {sorted(DEFAULT_CONFIG)}")
-    c = {**DEFAULT_CONFIG, **config}
-    model = FullyConnectedNet(c["hidden_dims"], input_dim=input_dim, num_classes=num_classes,
-                              dropout=c["dropout"], reg=c["reg"],
-                              weight_scale=c["weight_scale"], seed=seed)
+    model, c = build_model(config, input_dim, num_classes, seed)
     solver = Solver(
         model, data, update_rule="sgd_momentum",
         optim_config={"learning_rate": c["learning_rate"], "momentum": c["momentum_start"]},
@@ -99,15 +105,13 @@ def lr_range_test(config, data, input_dim, num_classes, lr_min=1e-5, lr_max=1.0,
     Returns (learning_rates, losses); stops early once the loss exceeds 4x its minimum
     or becomes non-finite.
     """
-    c = {**DEFAULT_CONFIG, **config}
-    model = FullyConnectedNet(c["hidden_dims"], input_dim=input_dim, num_classes=num_classes,
-                              dropout=c["dropout"], reg=c["reg"],
-                              weight_scale=c["weight_scale"], seed=seed)
+    model, c = build_model(config, input_dim, num_classes, seed)
     rng = np.random.default_rng(seed)
     X, y = data["X_train"], data["y_train"]
     lrs = lr_min * (lr_max / lr_min) ** (np.arange(num_iters) / (num_iters - 1))
     configs = {k: {"learning_rate": lrs[0], "momentum": c["momentum"]} for k in model.params}
     solver = Solver(model, data, update_rule="sgd_momentum", verbose=False, seed=seed)
+    solver.optim_configs = configs  # the same dicts; their learning rate is set per step
     losses, best = [], math.inf
     perm = rng.permutation(len(X))
     bs = c["batch_size"]
@@ -115,7 +119,6 @@ def lr_range_test(config, data, input_dim, num_classes, lr_min=1e-5, lr_max=1.0,
         idx = perm[(i * bs) % len(X):(i * bs) % len(X) + bs]
         for cfg in configs.values():
             cfg["learning_rate"] = lr
-        solver.optim_configs = configs
         with np.errstate(over="ignore", invalid="ignore"):
             loss = solver._step(X[idx], y[idx])
         if not math.isfinite(loss) or loss > 4 * best:

@@ -58,12 +58,13 @@ class Preprocessor:
             self.mean = np.asarray(F.mean(axis=axes, dtype=np.float64), dtype=np.float32)
         else:
             self.mean = np.zeros((), np.float32)
+        F -= self.mean  # centred once, in place: F is our own float copy
         if self.scale == "std":
-            self.std = np.float32((F - self.mean).std(dtype=np.float64) + 1e-8)
+            self.std = np.float32(F.std(dtype=np.float64) + 1e-8)
         else:
             self.std = np.float32(1.0)
         if self.zca is not None:
-            Z = ((F - self.mean) / self.std).reshape(len(F), -1)
+            Z = (F / self.std).reshape(len(F), -1)
             cov = (Z.T @ Z).astype(np.float64) / len(Z)
             s, U = np.linalg.eigh(cov)
             self.whitening = ((U / np.sqrt(np.maximum(s, 0) + self.zca)) @ U.T).astype(np.float32)
