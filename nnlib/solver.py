@@ -15,6 +15,7 @@ import inspect
 import json
 import math
 import os
+import time
 import warnings
 from pathlib import Path
 
@@ -56,10 +57,16 @@ class Solver:
     - seed: int for the one generator behind shuffling, subsamples, augmentation and
       (shared with the model) dropout masks
     - checkpoint_dir: folder for a plain-data checkpoint (npz + JSON) after each epoch
-    - resume: continue from the checkpoint in checkpoint_dir if there is one (False)
+    - resume: continue from the checkpoint in checkpoint_dir if there is one (False); a
+      checkpoint of another run (model, update rule, schedules, batch size or seed
+      differ) raises instead of being continued. num_epochs and patience may change, so
+      a finished run can be extended.
     - epoch_callback: ``f(solver)`` called after each epoch (e.g. Optuna pruning);
       an exception raised there propagates after the checkpoint is written
     - verbose: tqdm progress bar and per-epoch lines (True)
+
+    ``train_seconds`` is the wall time spent in ``train`` (evaluation included), summed
+    over resumed sessions through the checkpoint.
     """
 
     def __init__(self, model, data, **kwargs):
@@ -125,6 +132,7 @@ class Solver:
         self.val_acc_history = []
         self.val_loss_history = []
         self.lr_history = []
+        self.train_seconds = 0.0
         self.optim_configs = {k: self._fresh_config() for k in self.model.params}
 
     def _fresh_config(self):
@@ -187,6 +195,7 @@ class Solver:
         per_epoch = math.ceil(N / bs)
         bar = tqdm(total=per_epoch * (self.num_epochs - self.epoch), disable=not self.verbose,
                    unit="batch", mininterval=1.0, dynamic_ncols=True)
+        self._clock = time.perf_counter()
         try:
             while self.epoch < self.num_epochs and self.stop_reason is None:
                 perm = self.rng.permutation(N)
@@ -210,9 +219,15 @@ class Solver:
                 self._end_epoch(bar)
         finally:
             bar.close()
+            self._tick()
             if self.best_params:
                 self.model.params = {k: v.copy() for k, v in self.best_params.items()}
         return self
+
+    def _tick(self):
+        now = time.perf_counter()
+        self.train_seconds += now - self._clock
+        self._clock = now
 
     def _end_epoch(self, bar):
         self.epoch += 1
@@ -249,6 +264,7 @@ class Solver:
             if self.stop_reason:
                 bar.write(self.stop_reason)
         if self.checkpoint_dir:
+            self._tick()
             self.save_checkpoint(self.checkpoint_dir)
         if self.epoch_callback is not None:
             self.epoch_callback(self)
@@ -283,6 +299,7 @@ class Solver:
             "optim_configs": configs, "rng": self.rng.bit_generator.state,
             "lr_schedule": self._lr_schedule.state,
             "histories": {h: getattr(self, h) for h in _HISTORIES},
+            "train_seconds": self.train_seconds, "run": self.run_config(),
         }
         # write to temporary names, then rename: an interruption never leaves half a file
         tmp_npz = npz_path.with_name("tmp_" + npz_path.name)
@@ -297,6 +314,15 @@ class Solver:
         """Restore the state written by ``save_checkpoint``."""
         npz_path, json_path = _ckpt_paths(folder)
         state = json.loads(json_path.read_text())
+        stored, current = state.get("run"), self.run_config()
+        if stored is not None and stored != current:
+            diff = sorted(k for k in set(stored) | set(current)
+                          if stored.get(k) != current.get(k))
+            raise ValueError(
+                f"checkpoint {json_path} belongs to another run (different {diff}: "
+                f"{ {k: stored.get(k) for k in diff} } there, "
+                f"{ {k: current.get(k) for k in diff} } here); delete it or use another "
+                "checkpoint_dir")
         with np.load(npz_path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
         params = {k[6:]: v for k, v in arrays.items() if k.startswith("param/")}
@@ -317,6 +343,21 @@ class Solver:
         self._lr_schedule.state = state["lr_schedule"]
         for h in _HISTORIES:
             setattr(self, h, state["histories"][h])
+        self.train_seconds = float(state.get("train_seconds", 0.0))
+
+    def run_config(self):
+        """Plain data that identifies a run: resuming a checkpoint requires the same."""
+        rule = self.update_rule
+        config = {
+            "model": self.model.config() if hasattr(self.model, "config") else None,
+            "update_rule": getattr(rule, "__name__", type(rule).__name__),
+            "optim_config": {k: v for k, v in self.optim_config.items()
+                             if not isinstance(v, np.ndarray)},
+            "lr_decay": self.lr_decay, "lr_schedule": self.lr_schedule,
+            "momentum_schedule": self.momentum_schedule, "batch_size": int(self.batch_size),
+            "monitor": self.monitor, "seed": self.seed,
+        }
+        return json.loads(json.dumps(config, default=str))  # as it reads back from JSON
 
 
 _HISTORIES = ("loss_history", "train_loss_history", "train_acc_history", "val_acc_history",

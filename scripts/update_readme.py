@@ -44,11 +44,12 @@ def results_block():
              "| --- | --- | --- | --- | --- | --- |"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     if q6:
-        lines += ["", f"The CNN trained at {q6['train_images_per_s']} images/s "
-                  f"({q6['epochs']} epochs, jit_compile={q6['jit_compile']}: measured "
+        lines += ["", f"The CNN trained {q6['epochs']} epochs at {q6['train_images_per_s']} "
+                  f"images/s (jit_compile={q6['jit_compile']}: measured "
                   f"{q6['speed_nojit']} images/s without XLA, {q6['speed_jit']} with), "
-                  "with fixed batch shapes, steps_per_execution=16 and one intra-op "
-                  "thread pool over both cores."]
+                  "with fixed batch shapes, steps_per_execution=16, one intra-op thread "
+                  "pool over both cores and the augmentation composed into one affine "
+                  f"warp per image; test-time views: {q6.get('tta', 'none')}."]
     return "\n".join(lines)
 
 

@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 
@@ -13,7 +14,7 @@ from nnlib.cnn import (  # noqa: E402
     load_keras_model,
     predict_keras,
     train_cnn,
-    with_flip_tta,
+    with_tta,
 )
 from nnlib.data import FER2013_CLASSES  # noqa: E402
 from nnlib.evaluate import LoadedModel  # noqa: E402
@@ -31,31 +32,44 @@ def trained(tmp_path_factory):
     model = build_cnn("tiny")
     hist, secs, rate = train_cnn(model, data, run, epochs=2, batch_size=16,
                                  steps_per_execution=2, verbose=0)
-    return model, data, run, hist
+    return model, data, run, hist, secs
 
 
 def test_training_writes_resumable_run(trained):
-    model, data, run, hist = trained
-    assert len(hist["loss"]) == 2
+    model, data, run, hist, secs = trained
+    assert len(hist["loss"]) == 2 and len(hist["seconds"]) == 2
+    assert secs == pytest.approx(sum(hist["seconds"])) and secs > 0
     assert (run / "best.keras").exists() and (run / "history.csv").exists()
     assert not (run / "backup").exists()  # removed once a run completes
+    # a finished run with the same settings is read back, not repeated
+    again = build_cnn("tiny")
+    hist2, secs2, _ = train_cnn(again, data, run, epochs=2, batch_size=16,
+                                steps_per_execution=2, verbose=0)
+    assert hist2 == hist and secs2 == secs
+    best = load_keras_model(run / "best.keras")
+    for w1, w2 in zip(again.get_weights(), best.get_weights()):
+        np.testing.assert_array_equal(w1, w2)
 
 
 def test_tta_model_saves_and_loads_in_safe_mode(trained, tmp_path):
-    model, data, _, _ = trained
+    model, data = trained[:2]
     path = tmp_path / "cnn.keras"
-    with_flip_tta(model).save(path)
+    with_tta(model, flip=True, shift=2).save(path)
     loaded = load_keras_model(path)
-    X = data["X_val"]
-    p1 = loaded.predict(X[..., None].astype(np.float32), verbose=0)
-    p2 = (model.predict(X[..., None].astype(np.float32), verbose=0)
-          + model.predict(X[:, :, ::-1, None].astype(np.float32), verbose=0)) / 2
-    np.testing.assert_allclose(p1, p2, atol=1e-5)
-    assert predict_keras(loaded, X).shape == (32,)
+    X = data["X_val"].astype(np.float32)
+    # the ten views by hand: shifts with mirrored borders, each also flipped
+    padded = np.pad(X, [(0, 0), (2, 2), (2, 2)], mode="symmetric")
+    views = [padded[:, 2 - dy:50 - dy, 2 - dx:50 - dx]
+             for dx, dy in [(0, 0), (2, 0), (-2, 0), (0, 2), (0, -2)]]
+    views += [v[:, :, ::-1] for v in views]
+    expected = np.mean([model.predict(v[..., None], verbose=0) for v in views], axis=0)
+    np.testing.assert_allclose(loaded.predict(X[..., None], verbose=0), expected, atol=1e-5)
+    assert predict_keras(loaded, data["X_val"]).shape == (32,)
+    assert with_tta(model, flip=False) is model
 
 
 def test_evaluate_dispatches_on_keras_files(trained, tmp_path):
-    model, data, _, _ = trained
+    model, data = trained[:2]
     path = tmp_path / "cnn.keras"
     model.save(path)
     assert LoadedModel(path).kind == "keras"
@@ -71,3 +85,12 @@ def test_evaluate_dispatches_on_keras_files(trained, tmp_path):
 def test_unknown_architecture():
     with pytest.raises(ValueError, match="unknown architecture"):
         build_cnn("resnet1000")
+
+
+def test_unfinished_run_with_other_settings_raises(trained, tmp_path):
+    data = trained[1]
+    (tmp_path / "backup").mkdir()
+    (tmp_path / "run.json").write_text(json.dumps({"settings": {"epochs": 99},
+                                                   "finished": False}))
+    with pytest.raises(ValueError, match="unfinished run with other settings"):
+        train_cnn(build_cnn("tiny"), data, tmp_path, epochs=2, verbose=0)

@@ -65,6 +65,23 @@ def test_resume_gives_identical_parameters(tmp_path):
         assert "optim/W1/velocity" in z.files
 
 
+def test_resume_sums_training_time_and_refuses_another_run(tmp_path):
+    d = data()
+    first = make_solver(d, tmp_path, num_epochs=2).train()
+    assert first.train_seconds > 0
+    saved = json.loads((tmp_path / "checkpoint.json").read_text())["train_seconds"]
+    assert saved == pytest.approx(first.train_seconds, rel=0.5)
+    longer = make_solver(d, tmp_path, num_epochs=3, resume=True)  # extending is allowed
+    assert longer.train_seconds == saved
+    longer.train()
+    assert longer.epoch == 3 and longer.train_seconds > saved
+    with pytest.raises(ValueError, match=r"another run.*optim_config.*delete it"):
+        make_solver(d, tmp_path, resume=True,
+                    optim_config={"learning_rate": 1e-2, "momentum": 0.5})
+    with pytest.raises(ValueError, match=r"another run.*seed"):
+        make_solver(d, tmp_path, resume=True, seed=4)
+
+
 def test_same_seed_same_numbers():
     d = data()
     a, b = make_solver(d).train(), make_solver(d).train()
@@ -141,6 +158,6 @@ def test_bad_options_and_data_raise_clear_errors(tmp_path):
     with pytest.raises(ValueError, match="unknown schedule"):
         make_solver(d, lr_schedule={"name": "zigzag"})
     make_solver(d, tmp_path, num_epochs=1).train()
-    with pytest.raises(ValueError, match="another architecture"):
+    with pytest.raises(ValueError, match="another run.*model"):
         Solver(FullyConnectedNet([5], input_dim=20, num_classes=4), d,
                checkpoint_dir=tmp_path, resume=True, verbose=False)
