@@ -25,9 +25,9 @@ ARCHITECTURES = {
     "wide": dict(filters=(64, 128, 256, 256), convs=1, dense=512, dropout=0.5),
 }
 
-# Keras's default 0.99 leaves the moving statistics far from the batch statistics after
-# a few hundred steps, so a short run scores near chance on validation; 0.9 settles
-# within a few dozen steps and costs nothing on a long run.
+# With Keras's default 0.99 the moving statistics lag behind a fast-changing network, so
+# a short run scores near chance on validation; 0.9 follows within a few dozen steps and
+# costs nothing on a long run.
 BN_MOMENTUM = 0.9
 
 

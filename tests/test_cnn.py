@@ -13,6 +13,7 @@ from nnlib.cnn import (  # noqa: E402
     configure_tensorflow,
     load_keras_model,
     predict_keras,
+    random_affine,
     train_cnn,
     with_tta,
 )
@@ -94,3 +95,19 @@ def test_unfinished_run_with_other_settings_raises(trained, tmp_path):
                                                    "finished": False}))
     with pytest.raises(ValueError, match="unfinished run with other settings"):
         train_cnn(build_cnn("tiny"), data, tmp_path, epochs=2, verbose=0)
+
+
+def test_random_affine_warps_one_image_at_a_time():
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0, 255, (16, 12, 10, 1)).astype(np.float32)
+    same = random_affine(X, shift=0, rotation=0, zoom=0, flip=False).numpy()
+    np.testing.assert_allclose(same, X, atol=1e-3)
+    flipped = random_affine(X, shift=0, rotation=0, zoom=0, flip=True).numpy()
+    mirrored = [np.allclose(f, x[:, ::-1], atol=1e-3) for f, x in zip(flipped, X)]
+    kept = [np.allclose(f, x, atol=1e-3) for f, x in zip(flipped, X)]
+    assert all(m or k for m, k in zip(mirrored, kept)) and any(mirrored) and any(kept)
+    # a shift moves the content: a bright column ends up elsewhere in some images
+    X2 = np.zeros((32, 20, 20, 1), np.float32)
+    X2[:, :, 10] = 255
+    moved = random_affine(X2, shift=0.2, rotation=0, zoom=0, flip=False).numpy()
+    assert np.any(moved[:, 10, :, 0].argmax(axis=1) != 10)
