@@ -2,8 +2,9 @@
 
 Keras is imported inside the functions, so ``import nnlib`` stays light. Models take
 uint8-valued images (N, 48, 48, 1); the scaling to [0, 1] is the model's first layer,
-so a saved ``.keras`` file carries its preprocessing. ``with_tta`` wraps a trained
-network so that it averages its scores over each face, its mirror image and small shifts.
+so a saved ``.keras`` file carries its preprocessing. ``ensemble`` averages the scores
+of several trained networks and ``with_tta`` wraps a network so that it averages its
+scores over each face, its mirror image and small shifts.
 """
 from __future__ import annotations
 
@@ -127,6 +128,24 @@ def with_tta(model, flip=True, shift=0):
     return keras.Model(inputs, outputs, name=f"{model.name}_tta")
 
 
+def ensemble(models):
+    """A model that averages the class scores of ``models`` (same input shape); a list of
+    one model is returned as it is. The members may share names: each is wrapped in a
+    model of its own name, ``member_<i>``."""
+    import keras
+    if not models:
+        raise ValueError("an ensemble needs at least one model")
+    if len(models) == 1:
+        return models[0]
+    inputs = keras.Input(models[0].input_shape[1:], name="image")
+    scores = []
+    for i, m in enumerate(models):
+        member_in = keras.Input(m.input_shape[1:], name=f"image_{i}")
+        scores.append(keras.Model(member_in, m(member_in), name=f"member_{i}")(inputs))
+    outputs = keras.layers.Average(name="members")(scores)
+    return keras.Model(inputs, outputs, name=f"ensemble_{len(models)}")
+
+
 def random_affine(images, shift=0.1, rotation=0.05, zoom=0.1, flip=True):
     """Augment a batch (N, H, W, C) with one random affine warp per image: a left-right
     flip, a rotation of up to ``rotation`` of a turn, a zoom of up to ``zoom`` and a
@@ -182,13 +201,16 @@ def train_cnn(model, data, run_dir, epochs=60, batch_size=64, lr=1e-3, weight_de
 
     - run_dir: ``backup/`` (keras BackupAndRestore: an interrupted fit resumes at the
       start of the epoch it was in), ``best.keras`` (best validation accuracy),
-      ``history.csv`` (metrics and seconds per epoch) and ``run.json`` (the settings,
-      and whether the run finished). A finished run with the same settings is not
-      repeated: its history is read back and ``model`` gets its best weights. A run_dir
-      holding an unfinished run with other settings raises.
+      ``history.csv`` (metrics, seconds per epoch and of its validation pass) and
+      ``run.json`` (the settings, whether the run finished, and then its seconds and
+      images/s). A finished run with the same settings is not repeated: its history is
+      read back (None if ``history.csv`` was not kept) and ``model`` gets its best
+      weights. A run_dir holding an unfinished run with other settings raises.
     - data: dict with X_train, y_train, X_val, y_val (uint8 images (N, 48, 48)).
-    Returns (history dict, seconds, training images/s), the seconds summed over all
-    the sessions of the run (training and validation passes).
+    Returns (history dict, seconds, training images/s): the seconds are the wall time
+    summed over all the sessions of the run, validation passes included; the images/s
+    count the training passes only (the whole epochs where a history has no
+    ``val_seconds``).
     """
     import csv
     import json
@@ -208,12 +230,15 @@ def train_cnn(model, data, run_dir, epochs=60, batch_size=64, lr=1e-3, weight_de
             rows = list(csv.DictReader(f))
         history = {k: [float(r[k]) for r in rows] for k in rows[0] if k != "epoch"}
         seconds = sum(history["seconds"])
-        return history, seconds, len(rows) * steps * batch_size / seconds
+        train_seconds = seconds - sum(history.get("val_seconds", [0.0]))
+        return history, seconds, len(rows) * steps * batch_size / train_seconds
 
     same = record is not None and record["settings"] == settings
-    if same and record["finished"] and history_path.exists():
+    if same and record["finished"]:
         model.set_weights(load_keras_model(run_dir / "best.keras").get_weights())
-        return read_history()
+        if history_path.exists():
+            return read_history()
+        return None, record["seconds"], record["images_per_s"]
     resuming = (run_dir / "backup").exists()
     if resuming and not same:
         raise ValueError(f"{run_dir} holds an unfinished run with other settings; delete "
@@ -237,13 +262,21 @@ def train_cnn(model, data, run_dir, epochs=60, batch_size=64, lr=1e-3, weight_de
                             default=best.best)
 
     class EpochSeconds(keras.callbacks.Callback):
-        """Adds the epoch's wall time to the logs that the CSVLogger below writes."""
+        """Adds the wall time of the epoch and of its validation pass to the logs that
+        the CSVLogger below writes."""
 
         def on_epoch_begin(self, epoch, logs=None):
-            self.start = time.perf_counter()
+            self.start, self.val_seconds = time.perf_counter(), 0.0
+
+        def on_test_begin(self, logs=None):
+            self.val_start = time.perf_counter()
+
+        def on_test_end(self, logs=None):
+            self.val_seconds += time.perf_counter() - self.val_start
 
         def on_epoch_end(self, epoch, logs=None):
             logs["seconds"] = time.perf_counter() - self.start
+            logs["val_seconds"] = self.val_seconds
 
     callbacks = [
         EpochSeconds(),
@@ -254,8 +287,11 @@ def train_cnn(model, data, run_dir, epochs=60, batch_size=64, lr=1e-3, weight_de
     ]
     model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks,
               shuffle=False, verbose=verbose)  # the dataset shuffles itself
-    record_path.write_text(json.dumps({"settings": settings, "finished": True}))
-    return read_history()
+    history, seconds, rate = read_history()
+    record_path.write_text(json.dumps({"settings": settings, "finished": True,
+                                       "epochs": len(history["loss"]), "seconds": seconds,
+                                       "images_per_s": rate}))
+    return history, seconds, rate
 
 
 def load_keras_model(path):

@@ -11,6 +11,7 @@ pytest.importorskip("keras")
 from nnlib.cnn import (  # noqa: E402
     build_cnn,
     configure_tensorflow,
+    ensemble,
     load_keras_model,
     predict_keras,
     random_affine,
@@ -33,11 +34,11 @@ def trained(tmp_path_factory):
     model = build_cnn("tiny")
     hist, secs, rate = train_cnn(model, data, run, epochs=2, batch_size=16,
                                  steps_per_execution=2, verbose=0)
-    return model, data, run, hist, secs
+    return model, data, run, hist, secs, rate
 
 
 def test_training_writes_resumable_run(trained):
-    model, data, run, hist, secs = trained
+    model, data, run, hist, secs, rate = trained
     assert len(hist["loss"]) == 2 and len(hist["seconds"]) == 2
     assert secs == pytest.approx(sum(hist["seconds"])) and secs > 0
     assert (run / "best.keras").exists() and (run / "history.csv").exists()
@@ -50,6 +51,39 @@ def test_training_writes_resumable_run(trained):
     best = load_keras_model(run / "best.keras")
     for w1, w2 in zip(again.get_weights(), best.get_weights()):
         np.testing.assert_array_equal(w1, w2)
+    # the images/s count the training passes only
+    train_seconds = secs - sum(hist["val_seconds"])
+    assert 0 < sum(hist["val_seconds"]) < secs
+    assert rate == pytest.approx(2 * 64 / train_seconds)
+
+
+def test_finished_run_reads_back_without_its_history(trained, tmp_path):
+    import shutil
+    data, run, secs = trained[1], trained[2], trained[4]
+    shutil.copytree(run, tmp_path / "run")
+    (tmp_path / "run" / "history.csv").unlink()
+    model = build_cnn("tiny")
+    hist, secs2, rate = train_cnn(model, data, tmp_path / "run", epochs=2, batch_size=16,
+                                  steps_per_execution=2, verbose=0)
+    assert hist is None and secs2 == pytest.approx(secs) and rate > 0
+    best = load_keras_model(run / "best.keras")
+    for w1, w2 in zip(model.get_weights(), best.get_weights()):
+        np.testing.assert_array_equal(w1, w2)
+
+
+def test_ensemble_averages_members_and_loads_in_safe_mode(trained, tmp_path):
+    model, data = trained[:2]
+    configure_tensorflow(seed=1)
+    other = build_cnn("tiny")  # same names as `model`, other weights
+    X = data["X_val"][..., None].astype(np.float32)
+    expected = (model.predict(X, verbose=0) + other.predict(X, verbose=0)) / 2
+    path = tmp_path / "ensemble.keras"
+    with_tta(ensemble([model, other]), flip=False).save(path)
+    np.testing.assert_allclose(load_keras_model(path).predict(X, verbose=0), expected,
+                               atol=1e-6)
+    assert ensemble([model]) is model
+    with pytest.raises(ValueError, match="at least one"):
+        ensemble([])
 
 
 def test_tta_model_saves_and_loads_in_safe_mode(trained, tmp_path):
