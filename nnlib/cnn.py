@@ -196,7 +196,8 @@ def make_dataset(X, y, batch_size, training, seed=0, shift=0.1, rotation=0.05, z
 
 
 def train_cnn(model, data, run_dir, epochs=60, batch_size=64, lr=1e-3, weight_decay=1e-4,
-              patience=12, steps_per_execution=16, jit_compile=False, seed=0, verbose=2):
+              patience=12, steps_per_execution=16, jit_compile=False, seed=0, verbose=2,
+              init=None):
     """Train with AdamW and cosine decay; resumable.
 
     - run_dir: ``backup/`` (keras BackupAndRestore: an interrupted fit resumes at the
@@ -207,12 +208,15 @@ def train_cnn(model, data, run_dir, epochs=60, batch_size=64, lr=1e-3, weight_de
       read back (None if ``history.csv`` was not kept) and ``model`` gets its best
       weights. A run_dir holding an unfinished run with other settings raises.
     - data: dict with X_train, y_train, X_val, y_val (uint8 images (N, 48, 48)).
+    - init: a ``.keras`` file whose weights start the run (a warm restart from a trained
+      network); its content's hash is part of the settings.
     Returns (history dict, seconds, training images/s): the seconds are the wall time
     summed over all the sessions of the run, validation passes included; the images/s
     count the training passes only (the whole epochs where a history has no
     ``val_seconds``).
     """
     import csv
+    import hashlib
     import json
 
     import keras
@@ -223,6 +227,8 @@ def train_cnn(model, data, run_dir, epochs=60, batch_size=64, lr=1e-3, weight_de
     settings = dict(model=model.to_json(), epochs=epochs, batch_size=batch_size, lr=lr,
                     weight_decay=weight_decay, patience=patience, seed=seed,
                     n_train=len(data["X_train"]), n_val=len(data["X_val"]))
+    if init is not None:  # only then, so that the records of other runs still match
+        settings["init"] = hashlib.sha256(Path(init).read_bytes()).hexdigest()
     record = json.loads(record_path.read_text()) if record_path.exists() else None
 
     def read_history():
@@ -245,6 +251,8 @@ def train_cnn(model, data, run_dir, epochs=60, batch_size=64, lr=1e-3, weight_de
                          "it or use another run_dir")
     if not resuming:  # a fresh run: forget the files of an earlier one
         history_path.unlink(missing_ok=True)
+        if init is not None:
+            model.set_weights(load_keras_model(init).get_weights())
     record_path.write_text(json.dumps({"settings": settings, "finished": False}))
 
     train_ds = make_dataset(data["X_train"], data["y_train"], batch_size, True, seed)

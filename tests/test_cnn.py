@@ -71,6 +71,20 @@ def test_finished_run_reads_back_without_its_history(trained, tmp_path):
         np.testing.assert_array_equal(w1, w2)
 
 
+def test_warm_restart_starts_from_init_and_records_it(trained, tmp_path):
+    import hashlib
+    data, run = trained[1], trained[2]
+    init = run / "best.keras"
+    model = build_cnn("tiny")  # fresh weights, replaced by init's
+    train_cnn(model, data, tmp_path, epochs=1, batch_size=16, lr=1e-12,
+              steps_per_execution=2, verbose=0, init=init)
+    settings = json.loads((tmp_path / "run.json").read_text())["settings"]
+    assert settings["init"] == hashlib.sha256(init.read_bytes()).hexdigest()
+    start = load_keras_model(init)
+    np.testing.assert_allclose(model.get_layer("conv1_1").get_weights()[0],
+                               start.get_layer("conv1_1").get_weights()[0], atol=1e-6)
+
+
 def test_ensemble_averages_members_and_loads_in_safe_mode(trained, tmp_path):
     model, data = trained[:2]
     configure_tensorflow(seed=1)
