@@ -295,6 +295,8 @@ def train_cnn(model, data, run_dir, epochs=60, batch_size=64, lr=1e-3, weight_de
     ]
     model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks,
               shuffle=False, verbose=verbose)  # the dataset shuffles itself
+    # the optimizer state in the checkpoint is of no use once the run has finished
+    load_keras_model(run_dir / "best.keras").save(run_dir / "best.keras")
     history, seconds, rate = read_history()
     record_path.write_text(json.dumps({"settings": settings, "finished": True,
                                        "epochs": len(history["loss"]), "seconds": seconds,
