@@ -46,9 +46,10 @@ def results_block():
     if q6:
         epochs = " + ".join(map(str, q6["epochs_per_member"]))
         lines += ["", f"The CNN is an ensemble of {q6['members']} {q6['architecture']} "
-                  f"networks ({q6['member_parameters']:,} parameters each) trained from "
-                  f"different seeds for {epochs} epochs, at {q6['train_images_per_s']} "
-                  f"images/s of training passes (jit_compile={q6['jit_compile']}: measured "
+                  f"networks ({q6['member_parameters']:,} parameters each; {epochs} "
+                  "epochs, the members' seeds and starting points in the report's Q6 "
+                  f"section), on average {q6['train_images_per_s']} images/s of training "
+                  f"passes (jit_compile={q6['jit_compile']}: measured "
                   f"{q6['speed_nojit']} images/s without XLA, {q6['speed_jit']} with), "
                   "with fixed batch shapes, steps_per_execution=16, one intra-op thread "
                   "pool over both cores and the augmentation composed into one affine "
