@@ -12,6 +12,7 @@ import functools
 import os
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -195,6 +196,14 @@ def make_dataset(X, y, batch_size, training, seed=0, shift=0.1, rotation=0.05, z
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
+class TrainedRun(NamedTuple):
+    """What ``train_cnn`` returns; ``history`` is None for a run read back without it."""
+    history: dict | None
+    epochs: int
+    seconds: float
+    images_per_s: float
+
+
 def train_cnn(model, data, run_dir, epochs=60, batch_size=64, lr=1e-3, weight_decay=1e-4,
               patience=12, steps_per_execution=16, jit_compile=False, seed=0, verbose=2,
               init=None):
@@ -210,10 +219,10 @@ def train_cnn(model, data, run_dir, epochs=60, batch_size=64, lr=1e-3, weight_de
     - data: dict with X_train, y_train, X_val, y_val (uint8 images (N, 48, 48)).
     - init: a ``.keras`` file whose weights start the run (a warm restart from a trained
       network); its content's hash is part of the settings.
-    Returns (history dict, seconds, training images/s): the seconds are the wall time
-    summed over all the sessions of the run, validation passes included; the images/s
-    count the training passes only (the whole epochs where a history has no
-    ``val_seconds``).
+    Returns a ``TrainedRun`` (history dict, epochs run, seconds, training images/s):
+    the seconds are the wall time summed over all the sessions of the run, validation
+    passes included; the images/s count the training passes only (the whole epochs where
+    a history has no ``val_seconds``). Either way ``model`` ends with the best weights.
     """
     import csv
     import hashlib
@@ -237,14 +246,15 @@ def train_cnn(model, data, run_dir, epochs=60, batch_size=64, lr=1e-3, weight_de
         history = {k: [float(r[k]) for r in rows] for k in rows[0] if k != "epoch"}
         seconds = sum(history["seconds"])
         train_seconds = seconds - sum(history.get("val_seconds", [0.0]))
-        return history, seconds, len(rows) * steps * batch_size / train_seconds
+        return TrainedRun(history, len(rows), seconds,
+                          len(rows) * steps * batch_size / train_seconds)
 
     same = record is not None and record["settings"] == settings
     if same and record["finished"]:
         model.set_weights(load_keras_model(run_dir / "best.keras").get_weights())
         if history_path.exists():
             return read_history()
-        return None, record["seconds"], record["images_per_s"]
+        return TrainedRun(None, record["epochs"], record["seconds"], record["images_per_s"])
     resuming = (run_dir / "backup").exists()
     if resuming and not same:
         raise ValueError(f"{run_dir} holds an unfinished run with other settings; delete "
@@ -295,13 +305,15 @@ def train_cnn(model, data, run_dir, epochs=60, batch_size=64, lr=1e-3, weight_de
     ]
     model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks,
               shuffle=False, verbose=verbose)  # the dataset shuffles itself
+    best_model = load_keras_model(run_dir / "best.keras")
+    model.set_weights(best_model.get_weights())  # fit leaves the last epoch's
     # the optimizer state in the checkpoint is of no use once the run has finished
-    load_keras_model(run_dir / "best.keras").save(run_dir / "best.keras")
-    history, seconds, rate = read_history()
+    best_model.save(run_dir / "best.keras")
+    run = read_history()
     record_path.write_text(json.dumps({"settings": settings, "finished": True,
-                                       "epochs": len(history["loss"]), "seconds": seconds,
-                                       "images_per_s": rate}))
-    return history, seconds, rate
+                                       "epochs": run.epochs, "seconds": run.seconds,
+                                       "images_per_s": run.images_per_s}))
+    return run
 
 
 def load_keras_model(path):

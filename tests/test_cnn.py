@@ -32,8 +32,9 @@ def trained(tmp_path_factory):
     data = {"X_train": X[:64], "y_train": y[:64], "X_val": X[64:], "y_val": y[64:]}
     run = tmp_path_factory.mktemp("run")
     model = build_cnn("tiny")
-    hist, secs, rate = train_cnn(model, data, run, epochs=2, batch_size=16,
-                                 steps_per_execution=2, verbose=0)
+    hist, epochs, secs, rate = train_cnn(model, data, run, epochs=2, batch_size=16,
+                                         steps_per_execution=2, verbose=0)
+    assert epochs == 2
     return model, data, run, hist, secs, rate
 
 
@@ -42,13 +43,15 @@ def test_training_writes_resumable_run(trained):
     assert len(hist["loss"]) == 2 and len(hist["seconds"]) == 2
     assert secs == pytest.approx(sum(hist["seconds"])) and secs > 0
     assert (run / "best.keras").exists() and (run / "history.csv").exists()
+    best = load_keras_model(run / "best.keras")
+    for w1, w2 in zip(model.get_weights(), best.get_weights()):  # the best epoch's
+        np.testing.assert_array_equal(w1, w2)
     assert not (run / "backup").exists()  # removed once a run completes
     # a finished run with the same settings is read back, not repeated
     again = build_cnn("tiny")
-    hist2, secs2, _ = train_cnn(again, data, run, epochs=2, batch_size=16,
-                                steps_per_execution=2, verbose=0)
-    assert hist2 == hist and secs2 == secs
-    best = load_keras_model(run / "best.keras")
+    hist2, epochs2, secs2, _ = train_cnn(again, data, run, epochs=2, batch_size=16,
+                                         steps_per_execution=2, verbose=0)
+    assert hist2 == hist and secs2 == secs and epochs2 == 2
     for w1, w2 in zip(again.get_weights(), best.get_weights()):
         np.testing.assert_array_equal(w1, w2)
     # the images/s count the training passes only
@@ -63,9 +66,10 @@ def test_finished_run_reads_back_without_its_history(trained, tmp_path):
     shutil.copytree(run, tmp_path / "run")
     (tmp_path / "run" / "history.csv").unlink()
     model = build_cnn("tiny")
-    hist, secs2, rate = train_cnn(model, data, tmp_path / "run", epochs=2, batch_size=16,
-                                  steps_per_execution=2, verbose=0)
-    assert hist is None and secs2 == pytest.approx(secs) and rate > 0
+    run2 = train_cnn(model, data, tmp_path / "run", epochs=2, batch_size=16,
+                     steps_per_execution=2, verbose=0)
+    assert run2.history is None and run2.epochs == 2
+    assert run2.seconds == pytest.approx(secs) and run2.images_per_s > 0
     best = load_keras_model(run / "best.keras")
     for w1, w2 in zip(model.get_weights(), best.get_weights()):
         np.testing.assert_array_equal(w1, w2)
