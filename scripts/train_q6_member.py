@@ -4,7 +4,7 @@ across sessions: an interrupted run resumes from its ``backup/``). The notebook 
 reads the finished member back instead of training it again, provided its ``budget``
 lists the member with the same seed (its position in the list) and settings.
 
-    python scripts/train_q6_member.py --seed 6 --epochs 40 --arch vgg_small
+    python scripts/train_q6_member.py --seed 6 --epochs 32 --arch vgg_small
     python scripts/train_q6_member.py --seed 5 --epochs 8 --init 4 --lr 3e-4
 """
 import argparse
