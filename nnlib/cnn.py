@@ -1,4 +1,9 @@
-"""Convolutional networks for FER2013 in Keras 3 (TensorFlow backend).
+"""Convolutional networks for FER2013 in Keras 3.
+
+TensorFlow is the default backend (a tf.data pipeline feeds the CPU); training also runs
+on Keras's JAX or PyTorch backend (``KERAS_BACKEND``), for a GPU machine without
+TensorFlow, with the augmentation inside the training graph. Either way the saved
+``.keras`` files are the same and load with any backend.
 
 Keras is imported inside the functions, so ``import nnlib`` stays light. Models take
 uint8-valued images (N, 48, 48, 1); the scaling to [0, 1] is the model's first layer,
@@ -25,6 +30,8 @@ ARCHITECTURES = {
     "compact": dict(filters=(32, 64, 128, 256), convs=1, dense=256, dropout=0.4),
     "vgg_small": dict(filters=(32, 64, 128, 256), convs=2, dense=256, dropout=0.5),
     "wide": dict(filters=(64, 128, 256, 256), convs=1, dense=512, dropout=0.5),
+    # a GPU's network: about 1 GFLOP an image, 20 times "compact"
+    "vgg": dict(filters=(64, 128, 256, 512), convs=2, dense=512, dropout=0.5),
 }
 
 # With Keras's default 0.99 the moving statistics lag behind a fast-changing network, so
@@ -35,15 +42,17 @@ BN_MOMENTUM = 0.9
 
 def configure_tensorflow(threads=None, seed=0):
     """Thread counts for the CPU (one pool of all cores for each op, ops run one at a
-    time, which is fastest for one model on few cores) and seeds everywhere."""
+    time, which is fastest for one model on few cores) and seeds everywhere; with
+    another Keras backend, only the seeds."""
     import keras
-    import tensorflow as tf
-    threads = threads or os.cpu_count()
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
-    except RuntimeError:  # already initialised in this process
-        pass
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+        threads = threads or os.cpu_count()
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(1)
+        except RuntimeError:  # already initialised in this process
+            pass
     keras.utils.set_random_seed(seed)
 
 
@@ -147,6 +156,21 @@ def ensemble(models):
     return keras.Model(inputs, outputs, name=f"ensemble_{len(models)}")
 
 
+def _affine_transforms(ops, theta, scale, mirror, tx, ty, h, w):
+    """(N, 8) projective transforms (the inverse map: output pixel -> input pixel) of
+    rotations ``theta`` (radians), zooms ``scale`` (> 1 zooms out), mirrors ``mirror``
+    (-1 flips left-right, 1 keeps) and shifts ``tx``, ``ty`` (pixels), all (N,), about the
+    image centre; ``ops`` is ``tensorflow`` or ``keras.ops``."""
+    cos, sin = ops.cos(theta) * scale, ops.sin(theta) * scale
+    # output pixel (x, y) samples input A @ ((x, y) - centre) + centre + shift
+    a0, a1, b0, b1 = cos * mirror, -sin, sin * mirror, cos
+    cx, cy = (w - 1) / 2, (h - 1) / 2
+    a2 = cx - a0 * cx - a1 * cy + tx
+    b2 = cy - b0 * cx - b1 * cy + ty
+    zero = ops.zeros_like(theta)
+    return ops.stack([a0, a1, a2, b0, b1, b2, zero, zero], axis=1)
+
+
 def random_affine(images, shift=0.1, rotation=0.05, zoom=0.1, flip=True):
     """Augment a batch (N, H, W, C) with one random affine warp per image: a left-right
     flip, a rotation of up to ``rotation`` of a turn, a zoom of up to ``zoom`` and a
@@ -162,19 +186,58 @@ def random_affine(images, shift=0.1, rotation=0.05, zoom=0.1, flip=True):
         return tf.random.uniform([n], -limit, limit)
 
     theta = uniform(rotation) * 2 * np.pi
-    scale = 1.0 + uniform(zoom)  # > 1 samples a larger area: zooms out
+    scale = 1.0 + uniform(zoom)
     mirror = tf.where(tf.random.uniform([n]) < 0.5, -1.0, 1.0) if flip else tf.ones([n])
-    cos, sin = tf.cos(theta) * scale, tf.sin(theta) * scale
-    # output pixel (x, y) samples input A @ ((x, y) - centre) + centre + shift
-    a0, a1, b0, b1 = cos * mirror, -sin, sin * mirror, cos
-    cx, cy = (w - 1) / 2, (h - 1) / 2
-    a2 = cx - a0 * cx - a1 * cy + uniform(shift) * w
-    b2 = cy - b0 * cx - b1 * cy + uniform(shift) * h
-    zero = tf.zeros([n])
-    transforms = tf.stack([a0, a1, a2, b0, b1, b2, zero, zero], axis=1)
+    transforms = _affine_transforms(tf, theta, scale, mirror, uniform(shift) * w,
+                                    uniform(shift) * h, h, w)
     return tf.raw_ops.ImageProjectiveTransformV3(
         images=images, transforms=transforms, output_shape=tf.shape(images)[1:3],
         fill_value=0.0, interpolation="BILINEAR", fill_mode="NEAREST")
+
+
+@functools.cache
+def _augment_layer():
+    """``RandomAffine``, defined once Keras is imported (registered, so that a model
+    holding it loads in safe mode)."""
+    import keras
+
+    @keras.saving.register_keras_serializable(package="nnlib")
+    class RandomAffine(keras.layers.Layer):
+        """``random_affine`` as a Keras layer of any backend: while training, one random
+        flip, rotation, zoom and shift per image, drawn from the layer's own seeded
+        generator and applied as one bilinear warp; the identity otherwise."""
+
+        def __init__(self, shift=0.1, rotation=0.05, zoom=0.1, flip=True, seed=None,
+                     **kwargs):
+            super().__init__(**kwargs)
+            self.shift, self.rotation, self.zoom, self.flip = shift, rotation, zoom, flip
+            self.seed = seed
+            self.generator = keras.random.SeedGenerator(seed)
+
+        def call(self, images, training=False):
+            if not training:
+                return images
+            ops = keras.ops
+            n, h, w = ops.shape(images)[0], images.shape[1], images.shape[2]
+
+            def uniform(limit):
+                return keras.random.uniform((n,), -limit, limit, seed=self.generator)
+
+            theta = uniform(self.rotation) * 2 * np.pi
+            scale = 1.0 + uniform(self.zoom)
+            mirror = (ops.where(uniform(1.0) < 0, -1.0, 1.0) if self.flip
+                      else ops.ones((n,)))
+            transforms = _affine_transforms(ops, theta, scale, mirror,
+                                            uniform(self.shift) * w,
+                                            uniform(self.shift) * h, h, w)
+            return ops.image.affine_transform(images, transforms, interpolation="bilinear",
+                                              fill_mode="nearest")
+
+        def get_config(self):
+            return {**super().get_config(), "shift": self.shift, "rotation": self.rotation,
+                    "zoom": self.zoom, "flip": self.flip, "seed": self.seed}
+
+    return RandomAffine
 
 
 def make_dataset(X, y, batch_size, training, seed=0, shift=0.1, rotation=0.05, zoom=0.1):
@@ -197,16 +260,41 @@ def make_dataset(X, y, batch_size, training, seed=0, shift=0.1, rotation=0.05, z
 
 
 class TrainedRun(NamedTuple):
-    """What ``train_cnn`` returns; ``history`` is None for a run read back without it."""
+    """What ``train_cnn`` returns; ``history`` is None for a run read back without it,
+    ``device`` (where it trained: backend and processor) for a run recorded without it;
+    ``stopped``: why a run closed by ``stop_run`` ended before its schedule did."""
     history: dict | None
     epochs: int
     seconds: float
     images_per_s: float
+    device: str | None = None
+    stopped: str | None = None
+
+
+def device_description():
+    """Where Keras computes: its backend and the processor, e.g. "jax, NVIDIA H100"."""
+    import keras
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+        d = jax.devices()[0]
+        name = d.device_kind if d.platform == "gpu" else "CPU"
+    elif backend == "torch":
+        import torch
+        name = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
+    else:
+        import tensorflow as tf
+        gpus = tf.config.list_logical_devices("GPU")
+        name = tf.config.experimental.get_device_details(
+            tf.config.list_physical_devices("GPU")[0]).get("device_name", "GPU") if gpus \
+            else "CPU"
+    return f"{backend}, {name} ({os.cpu_count()} CPU cores)" if name == "CPU" \
+        else f"{backend}, {name}"
 
 
 def train_cnn(model, data, run_dir, epochs=60, batch_size=64, lr=1e-3, weight_decay=1e-4,
               patience=12, steps_per_execution=16, jit_compile=False, seed=0, verbose=2,
-              init=None):
+              init=None, augment_in_graph=None):
     """Train with AdamW and cosine decay; resumable.
 
     - run_dir: ``backup/`` (keras BackupAndRestore: an interrupted fit resumes at the
@@ -219,6 +307,12 @@ def train_cnn(model, data, run_dir, epochs=60, batch_size=64, lr=1e-3, weight_de
     - data: dict with X_train, y_train, X_val, y_val (uint8 images (N, 48, 48)).
     - init: a ``.keras`` file whose weights start the run (a warm restart from a trained
       network); its content's hash is part of the settings.
+    With the TensorFlow backend a tf.data pipeline augments the batches on the CPU
+    (``random_affine``); with another backend (JAX or PyTorch, on a GPU machine without
+    TensorFlow) a ``RandomAffine`` layer in front of ``model`` augments them inside the
+    training step, with the same distribution (``augment_in_graph``: None picks by the
+    backend). The backend is not part of the settings: a run trained on a GPU reads back
+    on the CPU (``run.json`` names the device).
     Returns a ``TrainedRun`` (history dict, epochs run, seconds, training images/s):
     the seconds are the wall time summed over all the sessions of the run, validation
     passes included; the images/s count the training passes only (the whole epochs where
@@ -253,8 +347,10 @@ def train_cnn(model, data, run_dir, epochs=60, batch_size=64, lr=1e-3, weight_de
     if same and record["finished"]:
         model.set_weights(load_keras_model(run_dir / "best.keras").get_weights())
         if history_path.exists():
-            return read_history()
-        return TrainedRun(None, record["epochs"], record["seconds"], record["images_per_s"])
+            return read_history()._replace(device=record.get("device"),
+                                           stopped=record.get("stopped"))
+        return TrainedRun(None, record["epochs"], record["seconds"], record["images_per_s"],
+                          record.get("device"), record.get("stopped"))
     resuming = (run_dir / "backup").exists()
     if resuming and not same:
         raise ValueError(f"{run_dir} holds an unfinished run with other settings; delete "
@@ -265,15 +361,27 @@ def train_cnn(model, data, run_dir, epochs=60, batch_size=64, lr=1e-3, weight_de
             model.set_weights(load_keras_model(init).get_weights())
     record_path.write_text(json.dumps({"settings": settings, "finished": False}))
 
-    train_ds = make_dataset(data["X_train"], data["y_train"], batch_size, True, seed)
-    val_ds = make_dataset(data["X_val"], data["y_val"], 256, False)
+    if augment_in_graph is None:
+        augment_in_graph = keras.backend.backend() != "tensorflow"
+    if not augment_in_graph:
+        trainer = model
+        fit_data = dict(x=make_dataset(data["X_train"], data["y_train"], batch_size, True, seed),
+                        validation_data=make_dataset(data["X_val"], data["y_val"], 256, False),
+                        shuffle=False)  # the dataset shuffles itself
+    else:  # no tf.data: augment inside the (compiled) training step
+        trainer = keras.Sequential([keras.Input(model.input_shape[1:], name="image"),
+                                    _augment_layer()(seed=seed, name="augment"), model])
+        # steps_per_epoch: whole batches only, as in the tf.data pipeline
+        fit_data = dict(x=_as_images(data["X_train"]), y=np.asarray(data["y_train"]),
+                        batch_size=batch_size, steps_per_epoch=steps, shuffle=True,
+                        validation_data=(_as_images(data["X_val"]), np.asarray(data["y_val"])),
+                        validation_batch_size=256)
     schedule = keras.optimizers.schedules.CosineDecay(lr, decay_steps=epochs * steps,
                                                       alpha=0.01)
-    model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=weight_decay),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"],
-                  steps_per_execution=steps_per_execution, jit_compile=jit_compile)
-    best = keras.callbacks.ModelCheckpoint(str(run_dir / "best.keras"), monitor="val_accuracy",
-                                           save_best_only=True)
+    trainer.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=weight_decay),
+                    loss="sparse_categorical_crossentropy", metrics=["accuracy"],
+                    steps_per_execution=steps_per_execution, jit_compile=jit_compile)
+    best = _save_best(model, run_dir / "best.keras")
     if resuming and history_path.exists():  # keep the best of the epochs before the break
         with open(history_path) as f:
             best.best = max((float(r["val_accuracy"]) for r in csv.DictReader(f)),
@@ -303,17 +411,73 @@ def train_cnn(model, data, run_dir, epochs=60, batch_size=64, lr=1e-3, weight_de
         keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=patience),
         keras.callbacks.CSVLogger(str(history_path), append=True),
     ]
-    model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks,
-              shuffle=False, verbose=verbose)  # the dataset shuffles itself
+    trainer.fit(**fit_data, epochs=epochs, callbacks=callbacks, verbose=verbose)
     best_model = load_keras_model(run_dir / "best.keras")
     model.set_weights(best_model.get_weights())  # fit leaves the last epoch's
     # the optimizer state in the checkpoint is of no use once the run has finished
     best_model.save(run_dir / "best.keras")
-    run = read_history()
+    run = read_history()._replace(device=device_description())
     record_path.write_text(json.dumps({"settings": settings, "finished": True,
                                        "epochs": run.epochs, "seconds": run.seconds,
-                                       "images_per_s": run.images_per_s}))
+                                       "images_per_s": run.images_per_s,
+                                       "device": run.device}))
     return run
+
+
+def stop_run(run_dir, reason, device=None):
+    """Close an unfinished ``train_cnn`` run at its last logged epoch, for a run that will
+    not be resumed (its time limit reached, or its checkpoint lost): ``run.json`` records
+    it as finished, with ``reason`` under "stopped", so that ``train_cnn`` with the same
+    settings reads its best epoch back. ``device``: where it trained, if known.
+    Raises if run_dir holds no unfinished run with a history and a best epoch."""
+    import csv
+    import json
+    import shutil
+    run_dir = Path(run_dir)
+    record_path, history_path = run_dir / "run.json", run_dir / "history.csv"
+    if not (record_path.exists() and history_path.exists() and (run_dir / "best.keras").exists()):
+        raise FileNotFoundError(f"{run_dir} needs run.json, history.csv and best.keras, "
+                                "as train_cnn writes them")
+    record = json.loads(record_path.read_text())
+    if record["finished"]:
+        raise ValueError(f"{run_dir} holds a finished run; nothing to stop")
+    with open(history_path) as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        raise ValueError(f"{history_path} logs no epoch; delete {run_dir} instead")
+    seconds = sum(float(r["seconds"]) for r in rows)
+    train_seconds = seconds - sum(float(r.get("val_seconds") or 0) for r in rows)
+    settings = record["settings"]
+    steps = settings["n_train"] // settings["batch_size"]
+    run = TrainedRun(None, len(rows), seconds,
+                     len(rows) * steps * settings["batch_size"] / train_seconds, device, reason)
+    shutil.rmtree(run_dir / "backup", ignore_errors=True)
+    record_path.write_text(json.dumps({
+        "settings": settings, "finished": True, "stopped": reason, "epochs": run.epochs,
+        "seconds": run.seconds, "images_per_s": run.images_per_s, "device": device}))
+    return run
+
+
+def _as_images(X):
+    """float32 (N, H, W, 1) from uint8 (N, H, W) or (N, H, W, 1)."""
+    X = np.asarray(X, dtype=np.float32)
+    return X[..., None] if X.ndim == 3 else X
+
+
+def _save_best(model, path):
+    """A Keras callback that saves ``model`` to ``path`` at each epoch end that improves
+    the best validation accuracy (``model`` may sit inside the model being fitted)."""
+    import keras
+
+    class SaveBest(keras.callbacks.Callback):
+        best = -np.inf
+
+        def on_epoch_end(self, epoch, logs=None):
+            if logs["val_accuracy"] > self.best:
+                self.best = logs["val_accuracy"]
+                model.save(path)
+
+    return SaveBest()
 
 
 def load_keras_model(path):
@@ -325,10 +489,8 @@ def load_keras_model(path):
 
 def predict_keras(model, images, batch_size=256):
     """Class ids (N,) for uint8 images (N, 48, 48) or (N, 48, 48, 1)."""
-    X = np.asarray(images, dtype=np.float32)
-    if X.ndim == 3:
-        X = X[..., None]
-    return np.asarray(model.predict(X, batch_size=batch_size, verbose=0)).argmax(axis=1)
+    return np.asarray(model.predict(_as_images(images), batch_size=batch_size,
+                                    verbose=0)).argmax(axis=1)
 
 
 def measure_throughput(arch, batch_size=64, steps=30, jit_compile=False, seed=0):

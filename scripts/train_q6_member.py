@@ -1,34 +1,106 @@
 """Train one member of the Q6 ensemble outside the notebook, with the settings the Q6
 notebook's full profile uses, so that a long member can train in the background (and
-across sessions: an interrupted run resumes from its ``backup/``). The notebook then
-reads the finished member back instead of training it again, provided its ``budget``
-lists the member with the same seed (its position in the list) and settings.
+across sessions: an interrupted run resumes from its ``backup/``) or on a GPU machine.
+The notebook then reads the finished member back instead of training it again, provided
+its ``budget`` lists the member with the same seed (its position in the list) and
+settings (epochs, arch, lr, init, patience, batch_size).
 
-    python scripts/train_q6_member.py --seed 6 --epochs 32 --arch vgg_small
     python scripts/train_q6_member.py --seed 5 --epochs 8 --init 4 --lr 3e-4
+
+On a GPU machine without TensorFlow or the image folders (Keras's JAX backend; the split
+written here once with --write-arrays, then carried there):
+
+    python scripts/train_q6_member.py --write-arrays split.npz.xz
+    KERAS_BACKEND=jax python scripts/train_q6_member.py --arrays split.npz.xz \\
+        --seed 6 --arch vgg_small --epochs 200 --minutes 7 --member-dir OUT
+
+A run that will not be resumed (stopped by a time limit, its backup lost) is closed at
+its last epoch, its best epoch kept, and the notebook then reads it back:
+
+    python scripts/train_q6_member.py --seed 7 --stop "time limit" --device "jax, H100"
 """
 import argparse
+import io
+import lzma
+from pathlib import Path
+
+import numpy as np
 
 from nnlib.cnn import ARCHITECTURES, build_cnn, configure_tensorflow, train_cnn
-from nnlib.data import load_fer2013
 from nnlib.paths import MODELS_DIR
 
-parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-parser.add_argument("--seed", type=int, required=True, help="the member's place in the list")
-parser.add_argument("--epochs", type=int, required=True)
+SPLIT = ("X_train", "y_train", "X_val", "y_val")
+
+
+def read_arrays(path):
+    raw = Path(path).read_bytes()
+    with np.load(io.BytesIO(lzma.decompress(raw) if str(path).endswith(".xz") else raw)) as f:
+        return {k: f[k] for k in SPLIT}
+
+
+parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog=__doc__.split("\n\n", 1)[1])
+parser.add_argument("--seed", type=int, help="the member's place in the notebook's list")
+parser.add_argument("--epochs", type=int, help="epochs (at most, with --minutes)")
+parser.add_argument("--minutes", type=float,
+                    help="time budget: fewer epochs if the measured speed needs it")
 parser.add_argument("--arch", default="compact", choices=sorted(ARCHITECTURES))
 parser.add_argument("--lr", type=float, default=1e-3)
 parser.add_argument("--init", type=int, help="seed of a finished member to start from")
 parser.add_argument("--patience", type=int, default=20)
+parser.add_argument("--batch-size", type=int, default=64)
+parser.add_argument("--member-dir", type=Path, default=MODELS_DIR / "fer2013_cnn_members")
+parser.add_argument("--arrays", help="read the split from this .npz[.xz] (--write-arrays)")
+parser.add_argument("--write-arrays", help="write the notebook's split to this .npz[.xz]")
+parser.add_argument("--stop", metavar="REASON",
+                    help="close the member's unfinished run at its last epoch instead of "
+                         "training (nnlib.cnn.stop_run), e.g. when its checkpoint is lost")
+parser.add_argument("--device", help="with --stop: where the run trained")
 args = parser.parse_args()
 
-member_dir = MODELS_DIR / "fer2013_cnn_members"
+if args.stop:
+    from nnlib.cnn import stop_run
+    run = stop_run(args.member_dir / f"seed{args.seed}", args.stop, args.device)
+    print(f"seed {args.seed} closed after {run.epochs} epochs: {args.stop}")
+    raise SystemExit(0)
+
+if args.write_arrays:
+    from nnlib.data import load_fer2013
+    fer = load_fer2013(val_size=0.1, seed=0)  # the Q6 notebook's split
+    buf = io.BytesIO()
+    np.savez(buf, **{k: fer[k] for k in SPLIT})
+    raw = buf.getvalue()
+    Path(args.write_arrays).write_bytes(lzma.compress(raw) if args.write_arrays.endswith(".xz")
+                                        else raw)
+    raise SystemExit(0)
+if args.seed is None or args.epochs is None:
+    parser.error("--seed and --epochs are required to train")
+
+import keras  # noqa: E402  (after nnlib.cnn has chosen the default backend)
+
+if args.arrays:
+    data = read_arrays(args.arrays)
+else:
+    from nnlib.data import load_fer2013
+    fer = load_fer2013(val_size=0.1, seed=0)
+    data = {k: fer[k] for k in SPLIT}
+# XLA for JAX (without it every op runs alone); TensorFlow's choice is measured in Q6
+jit_compile = keras.backend.backend() == "jax"
+epochs = args.epochs
+if args.minutes:
+    from nnlib.cnn import measure_throughput
+    rate = measure_throughput(args.arch, args.batch_size, steps=90, jit_compile=jit_compile)
+    # 0.8: validation passes, compilation and the augmentation are not in the measurement
+    epochs = max(1, min(epochs, int(0.8 * args.minutes * 60 * rate / len(data["X_train"]))))
+    print(f"measured {rate:.0f} images/s: {epochs} epochs fit in {args.minutes} min", flush=True)
 configure_tensorflow(seed=args.seed)
-fer = load_fer2013(val_size=0.1, seed=0)
-data = {k: fer[k] for k in ("X_train", "y_train", "X_val", "y_val")}
 model = build_cnn(args.arch)
-start = None if args.init is None else member_dir / f"seed{args.init}" / "best.keras"
-run = train_cnn(model, data, member_dir / f"seed{args.seed}", epochs=args.epochs, lr=args.lr,
-                patience=args.patience, seed=args.seed, verbose=2, init=start)
-print(f"done: {run.epochs} epochs, {run.seconds / 60:.1f} min, {run.images_per_s:.0f} "
-      f"images/s, best validation accuracy {max(run.history['val_accuracy']):.4f}", flush=True)
+start = None if args.init is None else args.member_dir / f"seed{args.init}" / "best.keras"
+run = train_cnn(model, data, args.member_dir / f"seed{args.seed}", epochs=epochs, lr=args.lr,
+                batch_size=args.batch_size, patience=args.patience, seed=args.seed, verbose=2,
+                init=start, jit_compile=jit_compile)
+best = max(run.history["val_accuracy"]) if run.history else float("nan")
+print(f"done: seed {args.seed}, {run.epochs} epochs, {run.seconds / 60:.1f} min, "
+      f"{run.images_per_s:.0f} images/s on {run.device}, best validation accuracy {best:.4f}",
+      flush=True)

@@ -15,6 +15,7 @@ from nnlib.cnn import (  # noqa: E402
     load_keras_model,
     predict_keras,
     random_affine,
+    stop_run,
     train_cnn,
     with_tta,
 )
@@ -33,7 +34,7 @@ def trained(tmp_path_factory):
     run = tmp_path_factory.mktemp("run")
     model = build_cnn("tiny")
     hist, epochs, secs, rate = train_cnn(model, data, run, epochs=2, batch_size=16,
-                                         steps_per_execution=2, verbose=0)
+                                         steps_per_execution=2, verbose=0)[:4]
     assert epochs == 2
     return model, data, run, hist, secs, rate
 
@@ -47,10 +48,11 @@ def test_training_writes_resumable_run(trained):
     for w1, w2 in zip(model.get_weights(), best.get_weights()):  # the best epoch's
         np.testing.assert_array_equal(w1, w2)
     assert not (run / "backup").exists()  # removed once a run completes
+    assert json.loads((run / "run.json").read_text())["device"].startswith("tensorflow, ")
     # a finished run with the same settings is read back, not repeated
     again = build_cnn("tiny")
     hist2, epochs2, secs2, _ = train_cnn(again, data, run, epochs=2, batch_size=16,
-                                         steps_per_execution=2, verbose=0)
+                                         steps_per_execution=2, verbose=0)[:4]
     assert hist2 == hist and secs2 == secs and epochs2 == 2
     for w1, w2 in zip(again.get_weights(), best.get_weights()):
         np.testing.assert_array_equal(w1, w2)
@@ -163,3 +165,71 @@ def test_random_affine_warps_one_image_at_a_time():
     X2[:, :, 10] = 255
     moved = random_affine(X2, shift=0.2, rotation=0, zoom=0, flip=False).numpy()
     assert np.any(moved[:, 10, :, 0].argmax(axis=1) != 10)
+
+
+def test_random_affine_layer_augments_only_while_training(tmp_path):
+    import keras
+
+    from nnlib.cnn import _augment_layer
+    RandomAffine = _augment_layer()
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0, 255, (16, 12, 10, 1)).astype(np.float32)
+    layer = RandomAffine(seed=1)
+    np.testing.assert_array_equal(np.asarray(layer(X)), X)  # inference: the identity
+    assert not np.allclose(np.asarray(layer(X, training=True)), X, atol=1)
+    flips = RandomAffine(shift=0, rotation=0, zoom=0, seed=1)
+    out = np.asarray(flips(X, training=True))
+    mirrored = [np.allclose(o, x[:, ::-1], atol=1e-3) for o, x in zip(out, X)]
+    kept = [np.allclose(o, x, atol=1e-3) for o, x in zip(out, X)]
+    assert all(m or k for m, k in zip(mirrored, kept)) and any(mirrored) and any(kept)
+    X2 = np.zeros((32, 20, 20, 1), np.float32)
+    X2[:, :, 10] = 255
+    moved = np.asarray(RandomAffine(shift=0.2, rotation=0, zoom=0, flip=False, seed=1)(
+        X2, training=True))
+    assert np.any(moved[:, 10, :, 0].argmax(axis=1) != 10)
+    # a model holding it saves and loads in safe mode, its settings kept
+    model = keras.Sequential([keras.Input((12, 10, 1)),
+                              RandomAffine(shift=0.05, zoom=0, seed=3, name="augment")])
+    model.save(tmp_path / "augment.keras")
+    again = load_keras_model(tmp_path / "augment.keras").get_layer("augment")
+    assert (again.shift, again.zoom, again.seed) == (0.05, 0, 3)
+
+
+def test_in_graph_augmentation_trains_the_bare_model(trained, tmp_path):
+    # the path another backend takes on a GPU machine; the saved network has no
+    # augmentation layer, so it loads and scores as one trained through tf.data
+    data = trained[1]
+    configure_tensorflow(seed=0)
+    model = build_cnn("tiny")
+    run = train_cnn(model, data, tmp_path, epochs=2, batch_size=16, steps_per_execution=2,
+                    verbose=0, augment_in_graph=True)
+    assert run.epochs == 2 and len(run.history["val_accuracy"]) == 2
+    best = load_keras_model(tmp_path / "best.keras")
+    assert [w.name for w in best.weights] == [w.name for w in model.weights]
+    assert predict_keras(best, data["X_val"]).shape == (len(data["y_val"]),)
+
+
+def test_stop_run_closes_an_interrupted_run(trained, tmp_path):
+    import shutil
+    data, run = trained[1], trained[2]
+    with pytest.raises(FileNotFoundError, match="run.json, history.csv and best.keras"):
+        stop_run(tmp_path, "time limit")
+    shutil.copytree(run, tmp_path / "run")
+    with pytest.raises(ValueError, match="finished run"):
+        stop_run(tmp_path / "run", "time limit")
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    (tmp_path / "run" / "run.json").write_text(json.dumps(
+        {"settings": record["settings"], "finished": False}))  # as when the run was killed
+    (tmp_path / "run" / "backup").mkdir()
+    closed = stop_run(tmp_path / "run", "time limit", device="jax, a GPU")
+    assert closed.epochs == 2 and closed.stopped == "time limit"
+    assert not (tmp_path / "run" / "backup").exists()
+    # train_cnn with the same settings reads it back instead of training again
+    model = build_cnn("tiny")
+    again = train_cnn(model, data, tmp_path / "run", epochs=2, batch_size=16,
+                      steps_per_execution=2, verbose=0)
+    assert again.history == trained[3] and again.stopped == "time limit"
+    assert again.device == "jax, a GPU"
+    best = load_keras_model(run / "best.keras")
+    for w1, w2 in zip(model.get_weights(), best.get_weights()):
+        np.testing.assert_array_equal(w1, w2)
