@@ -334,21 +334,12 @@ def train_cnn(model, data, run_dir, epochs=60, batch_size=64, lr=1e-3, weight_de
         settings["init"] = hashlib.sha256(Path(init).read_bytes()).hexdigest()
     record = json.loads(record_path.read_text()) if record_path.exists() else None
 
-    def read_history():
-        with open(history_path) as f:
-            rows = list(csv.DictReader(f))
-        history = {k: [float(r[k]) for r in rows] for k in rows[0] if k != "epoch"}
-        seconds = sum(history["seconds"])
-        train_seconds = seconds - sum(history.get("val_seconds", [0.0]))
-        return TrainedRun(history, len(rows), seconds,
-                          len(rows) * steps * batch_size / train_seconds)
-
     same = record is not None and record["settings"] == settings
     if same and record["finished"]:
         model.set_weights(load_keras_model(run_dir / "best.keras").get_weights())
         if history_path.exists():
-            return read_history()._replace(device=record.get("device"),
-                                           stopped=record.get("stopped"))
+            return _read_history(history_path, steps * batch_size)._replace(
+                device=record.get("device"), stopped=record.get("stopped"))
         return TrainedRun(None, record["epochs"], record["seconds"], record["images_per_s"],
                           record.get("device"), record.get("stopped"))
     resuming = (run_dir / "backup").exists()
@@ -416,7 +407,7 @@ def train_cnn(model, data, run_dir, epochs=60, batch_size=64, lr=1e-3, weight_de
     model.set_weights(best_model.get_weights())  # fit leaves the last epoch's
     # the optimizer state in the checkpoint is of no use once the run has finished
     best_model.save(run_dir / "best.keras")
-    run = read_history()._replace(device=device_description())
+    run = _read_history(history_path, steps * batch_size)._replace(device=device_description())
     record_path.write_text(json.dumps({"settings": settings, "finished": True,
                                        "epochs": run.epochs, "seconds": run.seconds,
                                        "images_per_s": run.images_per_s,
@@ -424,13 +415,26 @@ def train_cnn(model, data, run_dir, epochs=60, batch_size=64, lr=1e-3, weight_de
     return run
 
 
+def _read_history(path, epoch_images):
+    """The ``TrainedRun`` of a ``history.csv``; ``epoch_images``: images per training pass."""
+    import csv
+    with open(path) as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        raise ValueError(f"{path} logs no epoch")
+    history = {k: [float(r[k]) for r in rows] for k in rows[0] if k != "epoch"}
+    seconds = sum(history["seconds"])
+    train_seconds = seconds - sum(history.get("val_seconds", [0.0]))
+    return TrainedRun(history, len(rows), seconds, len(rows) * epoch_images / train_seconds)
+
+
 def stop_run(run_dir, reason, device=None):
     """Close an unfinished ``train_cnn`` run at its last logged epoch, for a run that will
     not be resumed (its time limit reached, or its checkpoint lost): ``run.json`` records
     it as finished, with ``reason`` under "stopped", so that ``train_cnn`` with the same
     settings reads its best epoch back. ``device``: where it trained, if known.
-    Raises if run_dir holds no unfinished run with a history and a best epoch."""
-    import csv
+    Returns its ``TrainedRun``; raises if run_dir holds no unfinished run with a history
+    and a best epoch."""
     import json
     import shutil
     run_dir = Path(run_dir)
@@ -441,16 +445,9 @@ def stop_run(run_dir, reason, device=None):
     record = json.loads(record_path.read_text())
     if record["finished"]:
         raise ValueError(f"{run_dir} holds a finished run; nothing to stop")
-    with open(history_path) as f:
-        rows = list(csv.DictReader(f))
-    if not rows:
-        raise ValueError(f"{history_path} logs no epoch; delete {run_dir} instead")
-    seconds = sum(float(r["seconds"]) for r in rows)
-    train_seconds = seconds - sum(float(r.get("val_seconds") or 0) for r in rows)
     settings = record["settings"]
-    steps = settings["n_train"] // settings["batch_size"]
-    run = TrainedRun(None, len(rows), seconds,
-                     len(rows) * steps * settings["batch_size"] / train_seconds, device, reason)
+    epoch_images = settings["n_train"] // settings["batch_size"] * settings["batch_size"]
+    run = _read_history(history_path, epoch_images)._replace(device=device, stopped=reason)
     shutil.rmtree(run_dir / "backup", ignore_errors=True)
     record_path.write_text(json.dumps({
         "settings": settings, "finished": True, "stopped": reason, "epochs": run.epochs,

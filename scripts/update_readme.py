@@ -38,22 +38,25 @@ def results_block():
          pct(q5.get("test_accuracy")), f1(q5.get("macro_f1", float("nan"))),
          minutes(q5.get("search_minutes", 0) + q5.get("final_minutes", 0) if q5 else None)),
         ("Q6", "FER2013, CNN ensemble (Keras)", "PublicTest", pct(q6.get("test_accuracy")),
-         f1(q6.get("macro_f1", float("nan"))), minutes(q6.get("train_minutes"))),
+         f1(q6.get("macro_f1", float("nan"))), minutes(q6.get("train_minutes"))
+         + (f" ({q6['members_on_gpu']} of {q6['members']} members on a GPU)"
+            if q6.get("members_on_gpu") else "")),
     ]
-    lines = ["| | model | test split | accuracy | also | training (2 CPU cores) |",
+    lines = ["| | model | test split | accuracy | also | training (2 CPU cores unless noted) |",
              "| --- | --- | --- | --- | --- | --- |"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     if q6:
         epochs = " + ".join(map(str, q6["epochs_per_member"]))
-        lines += ["", f"The CNN is an ensemble of {q6['members']} {q6['architecture']} "
-                  f"networks ({q6['member_parameters']:,} parameters each; {epochs} "
-                  "epochs, the members' seeds and starting points in the report's Q6 "
-                  f"section), on average {q6['train_images_per_s']} images/s of training "
-                  f"passes (jit_compile={q6['jit_compile']}: measured "
-                  f"{q6['speed_nojit']} images/s without XLA, {q6['speed_jit']} with), "
-                  "with fixed batch shapes, steps_per_execution=16, one intra-op thread "
-                  "pool over both cores and the augmentation composed into one affine "
-                  f"warp per image; test-time views: {q6.get('tta', 'none')}."]
+        lines += ["", f"The CNN is an ensemble of {q6['members']} networks "
+                  f"({q6['member_networks']}; {q6['parameters']:,} parameters in all; "
+                  f"{epochs} epochs; the members' seeds, starting points and devices in "
+                  "the report's Q6 section); test-time views: "
+                  f"{q6.get('tta', 'none')}. On two CPU cores the "
+                  f"{q6['architecture']} network trains at {q6['speed_nojit']} images/s "
+                  f"without XLA and {q6['speed_jit']} with it (jit_compile="
+                  f"{q6['jit_compile']}), with fixed batch shapes, steps_per_execution=16, "
+                  "one intra-op thread pool over both cores and the augmentation composed "
+                  "into one affine warp per image."]
     return "\n".join(lines)
 
 
