@@ -428,6 +428,30 @@ def _read_history(path, epoch_images):
     return TrainedRun(history, len(rows), seconds, len(rows) * epoch_images / train_seconds)
 
 
+MEMBER_DEFAULTS = dict(lr=1e-3, patience=20, batch_size=64)
+
+
+def train_member(spec, member_dir, data, jit_compile=False, verbose=2):
+    """Train, resume or read back one ensemble member in ``member_dir / f"seed{seed}"``.
+
+    spec: ``seed``, ``arch``, ``epochs``; optionally ``lr``, ``patience``, ``batch_size``
+    (else ``MEMBER_DEFAULTS``) and ``init``, the seed of a member in ``member_dir`` whose
+    best weights start this one (a warm restart). The Q6 notebook and
+    ``scripts/train_q6_member.py`` both train through this, so that either reads back
+    what the other trained. Returns (the model with its best weights, ``TrainedRun``).
+    """
+    spec = {**MEMBER_DEFAULTS, **spec}
+    member_dir = Path(member_dir)
+    configure_tensorflow(seed=spec["seed"])
+    model = build_cnn(spec["arch"])
+    init = spec.get("init")
+    run = train_cnn(model, data, member_dir / f"seed{spec['seed']}", epochs=spec["epochs"],
+                    batch_size=spec["batch_size"], lr=spec["lr"], patience=spec["patience"],
+                    jit_compile=jit_compile, seed=spec["seed"], verbose=verbose,
+                    init=None if init is None else member_dir / f"seed{init}" / "best.keras")
+    return model, run
+
+
 def stop_run(run_dir, reason, device=None):
     """Close an unfinished ``train_cnn`` run at its last logged epoch, for a run that will
     not be resumed (its time limit reached, or its checkpoint lost): ``run.json`` records

@@ -26,10 +26,16 @@ from pathlib import Path
 
 import numpy as np
 
-from nnlib.cnn import ARCHITECTURES, build_cnn, configure_tensorflow, train_cnn
+from nnlib.cnn import ARCHITECTURES, MEMBER_DEFAULTS, train_member
 from nnlib.paths import MODELS_DIR
 
 SPLIT = ("X_train", "y_train", "X_val", "y_val")
+
+
+def notebook_split():
+    from nnlib.data import load_fer2013
+    fer = load_fer2013(val_size=0.1, seed=0)  # the Q6 notebook's split
+    return {k: fer[k] for k in SPLIT}
 
 
 def read_arrays(path):
@@ -46,10 +52,10 @@ parser.add_argument("--epochs", type=int, help="epochs (at most, with --minutes)
 parser.add_argument("--minutes", type=float,
                     help="time budget: fewer epochs if the measured speed needs it")
 parser.add_argument("--arch", default="compact", choices=sorted(ARCHITECTURES))
-parser.add_argument("--lr", type=float, default=1e-3)
+parser.add_argument("--lr", type=float, default=MEMBER_DEFAULTS["lr"])
 parser.add_argument("--init", type=int, help="seed of a finished member to start from")
-parser.add_argument("--patience", type=int, default=20)
-parser.add_argument("--batch-size", type=int, default=64)
+parser.add_argument("--patience", type=int, default=MEMBER_DEFAULTS["patience"])
+parser.add_argument("--batch-size", type=int, default=MEMBER_DEFAULTS["batch_size"])
 parser.add_argument("--member-dir", type=Path, default=MODELS_DIR / "fer2013_cnn_members")
 parser.add_argument("--arrays", help="read the split from this .npz[.xz] (--write-arrays)")
 parser.add_argument("--write-arrays", help="write the notebook's split to this .npz[.xz]")
@@ -66,10 +72,8 @@ if args.stop:
     raise SystemExit(0)
 
 if args.write_arrays:
-    from nnlib.data import load_fer2013
-    fer = load_fer2013(val_size=0.1, seed=0)  # the Q6 notebook's split
     buf = io.BytesIO()
-    np.savez(buf, **{k: fer[k] for k in SPLIT})
+    np.savez(buf, **notebook_split())
     raw = buf.getvalue()
     Path(args.write_arrays).write_bytes(lzma.compress(raw) if args.write_arrays.endswith(".xz")
                                         else raw)
@@ -79,27 +83,22 @@ if args.seed is None or args.epochs is None:
 
 import keras  # noqa: E402  (after nnlib.cnn has chosen the default backend)
 
-if args.arrays:
-    data = read_arrays(args.arrays)
-else:
-    from nnlib.data import load_fer2013
-    fer = load_fer2013(val_size=0.1, seed=0)
-    data = {k: fer[k] for k in SPLIT}
+data = read_arrays(args.arrays) if args.arrays else notebook_split()
 # XLA for JAX (without it every op runs alone); TensorFlow's choice is measured in Q6
 jit_compile = keras.backend.backend() == "jax"
 epochs = args.epochs
 if args.minutes:
     from nnlib.cnn import measure_throughput
     rate = measure_throughput(args.arch, args.batch_size, steps=90, jit_compile=jit_compile)
-    # 0.8: validation passes, compilation and the augmentation are not in the measurement
+    # 0.8: validation passes, compilation and the augmentation are not in the measurement;
+    # processes sharing one GPU each get less than it measures alone
     epochs = max(1, min(epochs, int(0.8 * args.minutes * 60 * rate / len(data["X_train"]))))
     print(f"measured {rate:.0f} images/s: {epochs} epochs fit in {args.minutes} min", flush=True)
-configure_tensorflow(seed=args.seed)
-model = build_cnn(args.arch)
-start = None if args.init is None else args.member_dir / f"seed{args.init}" / "best.keras"
-run = train_cnn(model, data, args.member_dir / f"seed{args.seed}", epochs=epochs, lr=args.lr,
-                batch_size=args.batch_size, patience=args.patience, seed=args.seed, verbose=2,
-                init=start, jit_compile=jit_compile)
+spec = dict(seed=args.seed, arch=args.arch, epochs=epochs, lr=args.lr, patience=args.patience,
+            batch_size=args.batch_size)
+if args.init is not None:
+    spec["init"] = args.init
+model, run = train_member(spec, args.member_dir, data, jit_compile=jit_compile)
 best = max(run.history["val_accuracy"]) if run.history else float("nan")
 print(f"done: seed {args.seed}, {run.epochs} epochs, {run.seconds / 60:.1f} min, "
       f"{run.images_per_s:.0f} images/s on {run.device}, best validation accuracy {best:.4f}",

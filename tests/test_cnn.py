@@ -9,6 +9,7 @@ from PIL import Image
 pytest.importorskip("keras")
 
 from nnlib.cnn import (  # noqa: E402
+    MEMBER_DEFAULTS,
     build_cnn,
     configure_tensorflow,
     ensemble,
@@ -17,6 +18,7 @@ from nnlib.cnn import (  # noqa: E402
     random_affine,
     stop_run,
     train_cnn,
+    train_member,
     with_tta,
 )
 from nnlib.data import FER2013_CLASSES  # noqa: E402
@@ -232,4 +234,20 @@ def test_stop_run_closes_an_interrupted_run(trained, tmp_path):
     assert again.device == "jax, a GPU"
     best = load_keras_model(run / "best.keras")
     for w1, w2 in zip(model.get_weights(), best.get_weights()):
+        np.testing.assert_array_equal(w1, w2)
+
+
+def test_train_member_reads_back_members_and_warm_restarts(trained, tmp_path):
+    data = trained[1]
+    spec = dict(seed=0, arch="tiny", epochs=1, batch_size=16)
+    model, run = train_member(spec, tmp_path, data, verbose=0)
+    settings = json.loads((tmp_path / "seed0" / "run.json").read_text())["settings"]
+    assert run.epochs == 1 and settings["seed"] == 0
+    assert (settings["lr"], settings["patience"]) == (MEMBER_DEFAULTS["lr"],
+                                                      MEMBER_DEFAULTS["patience"])
+    warm, _ = train_member(dict(spec, seed=1, init=0, lr=3e-4), tmp_path, data, verbose=0)
+    assert "init" in json.loads((tmp_path / "seed1" / "run.json").read_text())["settings"]
+    again, run2 = train_member(spec, tmp_path, data, verbose=0)  # read back, not trained
+    assert run2.history == run.history
+    for w1, w2 in zip(model.get_weights(), again.get_weights()):
         np.testing.assert_array_equal(w1, w2)
