@@ -508,6 +508,32 @@ def load_keras_model(path):
     return keras.saving.load_model(path, compile=False, safe_mode=True)
 
 
+def save_keras_model(model, path):
+    """Save ``model`` to ``path`` unless the file there holds the same network (its
+    layers and weights): a ``.keras`` archive records when it was written, so
+    saving an unchanged model again would rewrite a large file for nothing. Returns
+    whether it wrote."""
+    path = Path(path)
+    if path.exists():
+        try:
+            old = load_keras_model(path)
+        except Exception:  # unreadable or of another kind: overwrite it
+            old = None
+        if (old is not None and _architecture(old) == _architecture(model)
+                and len(old.weights) == len(model.weights)
+                and all(np.array_equal(a, b)
+                        for a, b in zip(old.get_weights(), model.get_weights()))):
+            return False
+    model.save(path)
+    return True
+
+
+def _architecture(model):
+    """The layers of ``model`` as JSON-ready data (no compile settings)."""
+    import json
+    return json.loads(model.to_json())["config"]
+
+
 def predict_keras(model, images, batch_size=256):
     """Class ids (N,) for uint8 images (N, 48, 48) or (N, 48, 48, 1)."""
     return np.asarray(model.predict(_as_images(images), batch_size=batch_size,

@@ -16,6 +16,7 @@ from nnlib.cnn import (  # noqa: E402
     load_keras_model,
     predict_keras,
     random_affine,
+    save_keras_model,
     stop_run,
     train_cnn,
     train_member,
@@ -251,3 +252,17 @@ def test_train_member_reads_back_members_and_warm_restarts(trained, tmp_path):
     assert run2.history == run.history
     for w1, w2 in zip(model.get_weights(), again.get_weights()):
         np.testing.assert_array_equal(w1, w2)
+
+
+def test_save_keras_model_skips_an_unchanged_model(trained, tmp_path):
+    model = trained[0]
+    path = tmp_path / "m.keras"
+    assert save_keras_model(model, path)
+    before = path.read_bytes()
+    assert not save_keras_model(model, path) and path.read_bytes() == before
+    other = build_cnn("tiny")  # same configuration, other weights
+    assert save_keras_model(other, path)
+    np.testing.assert_array_equal(load_keras_model(path).get_weights()[0],
+                                  other.get_weights()[0])
+    path.write_text("not a keras file")
+    assert save_keras_model(model, path)
