@@ -50,7 +50,9 @@ class Exporter:
     def figure(self, fig, name):
         """Save a matplotlib figure as vector PDF (report) and PNG (README)."""
         stem = self.figures_dir / f"q{self.question}_{name}"
-        fig.savefig(stem.with_suffix(".pdf"), bbox_inches="tight")
+        # no creation date: an unchanged figure re-exports byte for byte
+        fig.savefig(stem.with_suffix(".pdf"), bbox_inches="tight",
+                    metadata={"CreationDate": None})
         fig.savefig(stem.with_suffix(".png"), bbox_inches="tight", dpi=120)
         return stem.with_suffix(".pdf")
 

@@ -39,3 +39,21 @@ def test_pipeline_finds_the_numbered_notebooks():
     names = [nb.name.split("_")[0] for nb in notebooks()]
     assert names == sorted(names) and {"Q1", "Q4", "Q5", "Q6"} <= set(names)
     assert [nb.name for nb in notebooks(["q2"])] == ["Q2_dropout.ipynb"]
+
+
+def test_an_unchanged_figure_exports_byte_for_byte(tmp_path, monkeypatch):
+    import time
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    monkeypatch.setattr(export, "RUNS_DIR", tmp_path / "runs")
+    ex = Exporter(4, "smoke")
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    pdf = ex.figure(fig, "line")
+    first = (pdf.read_bytes(), pdf.with_suffix(".png").read_bytes())
+    time.sleep(1.1)  # a date in the file would now differ
+    ex.figure(fig, "line")
+    assert (pdf.read_bytes(), pdf.with_suffix(".png").read_bytes()) == first
+    plt.close(fig)
