@@ -2,8 +2,9 @@
 notebook's full profile uses, so that a long member can train in the background (and
 across sessions: an interrupted run resumes from its ``backup/``) or on a GPU machine.
 The notebook then reads the finished member back instead of training it again, provided
-its ``budget`` lists the member with the same seed (its position in the list) and
-settings (epochs, arch, lr, init, patience, batch_size).
+its ``budget`` lists the member with the same seed (its ``seed``, else its place in the
+list) and settings (epochs, arch, lr, init, patience, batch_size); both train through
+``nnlib.cnn.train_member``.
 
     python scripts/train_q6_member.py --seed 5 --epochs 8 --init 4 --lr 3e-4
 
@@ -47,7 +48,7 @@ def read_arrays(path):
 parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog=__doc__.split("\n\n", 1)[1])
-parser.add_argument("--seed", type=int, help="the member's place in the notebook's list")
+parser.add_argument("--seed", type=int, help="the member's seed in the notebook's list")
 parser.add_argument("--epochs", type=int, help="epochs (at most, with --minutes)")
 parser.add_argument("--minutes", type=float,
                     help="time budget: fewer epochs if the measured speed needs it")
