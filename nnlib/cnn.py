@@ -284,10 +284,9 @@ def device_description():
         name = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
     else:
         import tensorflow as tf
-        gpus = tf.config.list_logical_devices("GPU")
-        name = tf.config.experimental.get_device_details(
-            tf.config.list_physical_devices("GPU")[0]).get("device_name", "GPU") if gpus \
-            else "CPU"
+        gpus = tf.config.list_physical_devices("GPU")
+        name = (tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
+                if gpus else "CPU")
     return f"{backend}, {name} ({os.cpu_count()} CPU cores)" if name == "CPU" \
         else f"{backend}, {name}"
 
@@ -338,7 +337,7 @@ def train_cnn(model, data, run_dir, epochs=60, batch_size=64, lr=1e-3, weight_de
     if same and record["finished"]:
         model.set_weights(load_keras_model(run_dir / "best.keras").get_weights())
         if history_path.exists():
-            return _read_history(history_path, steps * batch_size)._replace(
+            return _read_history(history_path, settings)._replace(
                 device=record.get("device"), stopped=record.get("stopped"))
         return TrainedRun(None, record["epochs"], record["seconds"], record["images_per_s"],
                           record.get("device"), record.get("stopped"))
@@ -407,7 +406,7 @@ def train_cnn(model, data, run_dir, epochs=60, batch_size=64, lr=1e-3, weight_de
     model.set_weights(best_model.get_weights())  # fit leaves the last epoch's
     # the optimizer state in the checkpoint is of no use once the run has finished
     best_model.save(run_dir / "best.keras")
-    run = _read_history(history_path, steps * batch_size)._replace(device=device_description())
+    run = _read_history(history_path, settings)._replace(device=device_description())
     record_path.write_text(json.dumps({"settings": settings, "finished": True,
                                        "epochs": run.epochs, "seconds": run.seconds,
                                        "images_per_s": run.images_per_s,
@@ -415,9 +414,11 @@ def train_cnn(model, data, run_dir, epochs=60, batch_size=64, lr=1e-3, weight_de
     return run
 
 
-def _read_history(path, epoch_images):
-    """The ``TrainedRun`` of a ``history.csv``; ``epoch_images``: images per training pass."""
+def _read_history(path, settings):
+    """The ``TrainedRun`` of a ``history.csv`` written with ``train_cnn``'s ``settings``
+    (each training pass: the whole batches of ``n_train`` images)."""
     import csv
+    epoch_images = settings["n_train"] // settings["batch_size"] * settings["batch_size"]
     with open(path) as f:
         rows = list(csv.DictReader(f))
     if not rows:
@@ -470,8 +471,7 @@ def stop_run(run_dir, reason, device=None):
     if record["finished"]:
         raise ValueError(f"{run_dir} holds a finished run; nothing to stop")
     settings = record["settings"]
-    epoch_images = settings["n_train"] // settings["batch_size"] * settings["batch_size"]
-    run = _read_history(history_path, epoch_images)._replace(device=device, stopped=reason)
+    run = _read_history(history_path, settings)._replace(device=device, stopped=reason)
     shutil.rmtree(run_dir / "backup", ignore_errors=True)
     record_path.write_text(json.dumps({
         "settings": settings, "finished": True, "stopped": reason, "epochs": run.epochs,
