@@ -18,7 +18,7 @@ from nnlib.layers import (
     relu_backward,
     relu_forward,
 )
-from nnlib.optim import UPDATE_RULES, adam, nesterov_momentum, sgd, sgd_momentum
+from nnlib.optim import UPDATE_RULES, adam, nesterov_momentum, rmsprop, sgd, sgd_momentum
 from nnlib.preprocess import Preprocessor, random_flip_shift, random_hflip
 from nnlib.solver import Solver
 
@@ -29,6 +29,6 @@ __all__ = [
     "check_model_gradients", "dropout_backward", "dropout_forward",
     "eval_numerical_gradient", "eval_numerical_gradient_array", "linear_backward",
     "linear_forward", "load_model", "nesterov_momentum", "random_flip_shift", "random_hflip",
-    "rel_error", "rel_error_norm", "relu_backward", "relu_forward", "save_model", "sgd",
+    "rel_error", "rel_error_norm", "relu_backward", "relu_forward", "rmsprop", "save_model", "sgd",
     "sgd_momentum", "softmax",
 ]

@@ -21,6 +21,9 @@ from typing import NamedTuple
 
 import numpy as np
 
+from nnlib.atomic import TMP_PREFIX, temporary_path, write_text
+from nnlib.io import ModelError
+
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -317,7 +320,6 @@ def train_cnn(model, data, run_dir, epochs=60, batch_size=64, lr=1e-3, weight_de
     passes included; the images/s count the training passes only (the whole epochs where
     a history has no ``val_seconds``). Either way ``model`` ends with the best weights.
     """
-    import csv
     import hashlib
     import json
 
@@ -325,13 +327,14 @@ def train_cnn(model, data, run_dir, epochs=60, batch_size=64, lr=1e-3, weight_de
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     history_path, record_path = run_dir / "history.csv", run_dir / "run.json"
+    backup_dir = run_dir / "backup"
     steps = len(data["X_train"]) // batch_size
     settings = dict(model=model.to_json(), epochs=epochs, batch_size=batch_size, lr=lr,
                     weight_decay=weight_decay, patience=patience, seed=seed,
                     n_train=len(data["X_train"]), n_val=len(data["X_val"]))
     if init is not None:  # only then, so that the records of other runs still match
         settings["init"] = hashlib.sha256(Path(init).read_bytes()).hexdigest()
-    record = json.loads(record_path.read_text()) if record_path.exists() else None
+    record = _read_record(record_path)
 
     same = record is not None and record["settings"] == settings
     if same and record["finished"]:
@@ -341,15 +344,19 @@ def train_cnn(model, data, run_dir, epochs=60, batch_size=64, lr=1e-3, weight_de
                 device=record.get("device"), stopped=record.get("stopped"))
         return TrainedRun(None, record["epochs"], record["seconds"], record["images_per_s"],
                           record.get("device"), record.get("stopped"))
-    resuming = (run_dir / "backup").exists()
+    if same and record.get("fitted"):  # killed after fit, before the run was closed
+        return _finish_run(model, run_dir, settings)
+    resuming = backup_dir.exists()
     if resuming and not same:
         raise ValueError(f"{run_dir} holds an unfinished run with other settings; delete "
                          "it or use another run_dir")
-    if not resuming:  # a fresh run: forget the files of an earlier one
+    if resuming:  # drop the epochs logged after the checkpoint: they run again
+        _trim_history(history_path, _backup_epoch(backup_dir))
+    else:  # a fresh run: forget the files of an earlier one
         history_path.unlink(missing_ok=True)
         if init is not None:
             model.set_weights(load_keras_model(init).get_weights())
-    record_path.write_text(json.dumps({"settings": settings, "finished": False}))
+    write_text(record_path, json.dumps({"settings": settings, "finished": False}))
 
     if augment_in_graph is None:
         augment_in_graph = keras.backend.backend() != "tensorflow"
@@ -373,9 +380,8 @@ def train_cnn(model, data, run_dir, epochs=60, batch_size=64, lr=1e-3, weight_de
                     steps_per_execution=steps_per_execution, jit_compile=jit_compile)
     best = _save_best(model, run_dir / "best.keras")
     if resuming and history_path.exists():  # keep the best of the epochs before the break
-        with open(history_path) as f:
-            best.best = max((float(r["val_accuracy"]) for r in csv.DictReader(f)),
-                            default=best.best)
+        history = _read_rows(history_path)
+        best.best = max((float(r["val_accuracy"]) for r in history), default=best.best)
 
     class EpochSeconds(keras.callbacks.Callback):
         """Adds the wall time of the epoch and of its validation pass to the logs that
@@ -394,33 +400,142 @@ def train_cnn(model, data, run_dir, epochs=60, batch_size=64, lr=1e-3, weight_de
             logs["seconds"] = time.perf_counter() - self.start
             logs["val_seconds"] = self.val_seconds
 
+    # The order is what makes an interruption safe: an epoch's best weights and its
+    # history row are written before the checkpoint that marks the epoch as done, so a
+    # resume never skips them (a row logged after the checkpoint is dropped and re-run).
     callbacks = [
         EpochSeconds(),
-        keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
         best,
-        keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=patience),
         keras.callbacks.CSVLogger(str(history_path), append=True),
+        _atomic_backup(backup_dir),
+        keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=patience),
     ]
     trainer.fit(**fit_data, epochs=epochs, callbacks=callbacks, verbose=verbose)
+    write_text(record_path, json.dumps({"settings": settings, "finished": False,
+                                        "fitted": True}))
+    return _finish_run(model, run_dir, settings)
+
+
+def _finish_run(model, run_dir, settings):
+    """Close a fitted run: ``model`` gets the best weights, ``best.keras`` loses its
+    optimizer state, ``run.json`` records the run as finished; then the checkpoint goes."""
+    import json
+    import shutil
     best_model = load_keras_model(run_dir / "best.keras")
     model.set_weights(best_model.get_weights())  # fit leaves the last epoch's
     # the optimizer state in the checkpoint is of no use once the run has finished
-    best_model.save(run_dir / "best.keras")
-    run = _read_history(history_path, settings)._replace(device=device_description())
-    record_path.write_text(json.dumps({"settings": settings, "finished": True,
-                                       "epochs": run.epochs, "seconds": run.seconds,
-                                       "images_per_s": run.images_per_s,
-                                       "device": run.device}))
+    with temporary_path(run_dir / "best.keras") as tmp:
+        best_model.save(tmp)
+    run = _read_history(run_dir / "history.csv", settings)._replace(
+        device=device_description())
+    write_text(run_dir / "run.json", json.dumps({
+        "settings": settings, "finished": True, "epochs": run.epochs, "seconds": run.seconds,
+        "images_per_s": run.images_per_s, "device": run.device}))
+    shutil.rmtree(run_dir / "backup", ignore_errors=True)
     return run
+
+
+def _read_record(path):
+    """``run.json`` as a dict, or None if there is none; a damaged one raises (never
+    taken for a missing one, which would start the run afresh over its progress)."""
+    import json
+    if not path.exists():
+        return None
+    try:
+        record = json.loads(path.read_text())
+        if not isinstance(record, dict) or "settings" not in record:
+            raise ValueError("no settings")
+        return record
+    except (ValueError, UnicodeError) as e:
+        raise ValueError(f"{path} is damaged ({e}); restore it, or delete the folder "
+                         f"{path.parent} to train this run afresh") from None
+
+
+def _read_rows(path):
+    """The complete rows of a ``history.csv``, one per epoch (the last one logged for an
+    epoch that ran twice); a row cut short by an interruption is left out."""
+    import csv
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    by_epoch = {}
+    for r in rows:
+        try:
+            if None in r.values() or None in r:
+                raise ValueError
+            by_epoch[int(r["epoch"])] = r | {"val_accuracy": float(r["val_accuracy"])}
+        except (KeyError, TypeError, ValueError):
+            continue
+    return [by_epoch[e] for e in sorted(by_epoch)]
+
+
+def _trim_history(path, epochs_done):
+    """Keep the rows of the first ``epochs_done`` epochs (all if None), rewritten whole."""
+    import csv
+    import io
+    if not path.exists():
+        return
+    rows = [r for r in _read_rows(path) if epochs_done is None or int(r["epoch"]) < epochs_done]
+    if not rows:
+        path.unlink()
+        return
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(path, out.getvalue())
+
+
+def _backup_epoch(backup_dir):
+    """Epochs completed according to a ``BackupAndRestore`` checkpoint (None: unknown)."""
+    import json
+    try:
+        return int(json.loads((backup_dir / "training_metadata.json").read_text())["epoch"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _atomic_backup(backup_dir):
+    """Keras's ``BackupAndRestore`` with each file replaced atomically and the weights'
+    hash in the metadata: a checkpoint is the weights and epoch count of one epoch, or
+    (if an interruption left them unmatched) the previous checkpoint, kept beside it."""
+    import hashlib
+    import json
+    import shutil
+
+    import keras
+
+    class AtomicBackup(keras.callbacks.BackupAndRestore):
+        def _save_model(self):
+            folder = Path(self.backup_dir)
+            folder.mkdir(parents=True, exist_ok=True)
+            weights, meta = Path(self._weights_path), Path(self._training_metadata_path)
+            if weights.exists() and meta.exists():  # the previous pair, to fall back on
+                for src in (weights, meta):
+                    with temporary_path(Path(f"{src}.bkp")) as tmp:
+                        shutil.copyfile(src, tmp)
+            tmp = folder / f"{TMP_PREFIX}latest.weights.h5"  # Keras wants this suffix
+            self.model.save_weights(str(tmp), overwrite=True)
+            digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
+            os.replace(tmp, weights)
+            write_text(meta, json.dumps({"epoch": self._current_epoch,
+                                         "batch": self._last_batch_seen, "sha256": digest}))
+
+        def _load_model(self):
+            weights, meta = Path(self._weights_path), Path(self._training_metadata_path)
+            if weights.exists() and meta.exists():
+                stored = json.loads(meta.read_text()).get("sha256")
+                if stored and stored != hashlib.sha256(weights.read_bytes()).hexdigest():
+                    raise OSError(f"{weights} does not match {meta}")  # -> the .bkp pair
+            super()._load_model()
+
+    return AtomicBackup(str(backup_dir), double_checkpoint=True, delete_checkpoint=False)
 
 
 def _read_history(path, settings):
     """The ``TrainedRun`` of a ``history.csv`` written with ``train_cnn``'s ``settings``
     (each training pass: the whole batches of ``n_train`` images)."""
-    import csv
     epoch_images = settings["n_train"] // settings["batch_size"] * settings["batch_size"]
-    with open(path) as f:
-        rows = list(csv.DictReader(f))
+    rows = _read_rows(path)
     if not rows:
         raise ValueError(f"{path} logs no epoch")
     history = {k: [float(r[k]) for r in rows] for k in rows[0] if k != "epoch"}
@@ -467,15 +582,15 @@ def stop_run(run_dir, reason, device=None):
     if not (record_path.exists() and history_path.exists() and (run_dir / "best.keras").exists()):
         raise FileNotFoundError(f"{run_dir} needs run.json, history.csv and best.keras, "
                                 "as train_cnn writes them")
-    record = json.loads(record_path.read_text())
+    record = _read_record(record_path)
     if record["finished"]:
         raise ValueError(f"{run_dir} holds a finished run; nothing to stop")
     settings = record["settings"]
     run = _read_history(history_path, settings)._replace(device=device, stopped=reason)
-    shutil.rmtree(run_dir / "backup", ignore_errors=True)
-    record_path.write_text(json.dumps({
+    write_text(record_path, json.dumps({
         "settings": settings, "finished": True, "stopped": reason, "epochs": run.epochs,
         "seconds": run.seconds, "images_per_s": run.images_per_s, "device": device}))
+    shutil.rmtree(run_dir / "backup", ignore_errors=True)
     return run
 
 
@@ -496,35 +611,64 @@ def _save_best(model, path):
         def on_epoch_end(self, epoch, logs=None):
             if logs["val_accuracy"] > self.best:
                 self.best = logs["val_accuracy"]
-                model.save(path)
+                with temporary_path(path) as tmp:
+                    model.save(tmp)
 
     return SaveBest()
 
 
 def load_keras_model(path):
-    """Load a ``.keras`` model in Keras's safe mode (no arbitrary code)."""
+    """Load a ``.keras`` model in Keras's safe mode (no arbitrary code).
+
+    Raises FileNotFoundError for a missing file and ``ModelError`` (one line naming the
+    file) for a truncated or garbled archive, one that names code safe mode refuses to
+    run, or one whose weights hold NaN or inf."""
     import keras
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no model file at {path}; train it first (notebook Q6) "
+                                "or give the right --model path")
     _tta_layers()  # registers the TTA layers for deserialisation
-    return keras.saving.load_model(path, compile=False, safe_mode=True)
+    _augment_layer()
+    try:
+        model = keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as e:  # Keras raises many types for a bad archive; name the file
+        text = " ".join(str(e).split())
+        if "safe_mode" in text or "lambda" in text.lower() or "unsafe" in text.lower():
+            raise ModelError(f"{path} holds Python code (e.g. a Lambda layer) that Keras's "
+                             "safe mode refuses to run; use a model saved by nnlib, or "
+                             "load it yourself only if you trust its source") from None
+        if isinstance(e, TypeError) and "custom" in text.lower():
+            raise ModelError(f"{path} names layers or functions unknown here ({text[:200]}); "
+                             "it was not saved by nnlib") from None
+        raise ModelError(f"{path} is not a readable Keras model file (truncated or "
+                         f"corrupted: {type(e).__name__}: {text[:200]}); save or copy it "
+                         "again") from None
+    for w in model.weights:
+        if not np.isfinite(np.asarray(w)).all():
+            raise ModelError(f"{path}: weight {w.path} holds NaN or inf values; the model "
+                             "diverged or the file is damaged: retrain or restore it")
+    return model
 
 
 def save_keras_model(model, path):
     """Save ``model`` to ``path`` unless the file there holds the same network (its
     layers and weights): a ``.keras`` archive records when it was written, so
-    saving an unchanged model again would rewrite a large file for nothing. Returns
-    whether it wrote."""
+    saving an unchanged model again would rewrite a large file for nothing. The file
+    is replaced atomically. Returns whether it wrote."""
     path = Path(path)
     if path.exists():
         try:
             old = load_keras_model(path)
-        except Exception:  # unreadable or of another kind: overwrite it
+        except (ModelError, OSError):  # unreadable or of another kind: overwrite it
             old = None
         if (old is not None and _architecture(old) == _architecture(model)
                 and len(old.weights) == len(model.weights)
                 and all(np.array_equal(a, b)
                         for a, b in zip(old.get_weights(), model.get_weights()))):
             return False
-    model.save(path)
+    with temporary_path(path) as tmp:
+        model.save(tmp)
     return True
 
 

@@ -13,11 +13,15 @@ import csv
 import hashlib
 import os
 import pickle
+import warnings
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from nnlib.atomic import atomic_open
 from nnlib.paths import PROJ_ROOT
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
@@ -28,7 +32,9 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
 CIFAR10_SOURCE = "https://www.cs.toronto.edu/~kriz/cifar.html (CIFAR-10 python version)"
 FER2013_SOURCE = ("the Kaggle challenge 'Challenges in Representation Learning: Facial "
                   "Expression Recognition Challenge' (fer2013.csv)")
-CACHE_VERSION = 1
+CACHE_VERSION = 2
+# FER2013's test splits, told apart by the CSV's Usage column or a file-name prefix
+FER_TEST_SPLITS = ("PublicTest", "PrivateTest")
 
 
 class DataError(ValueError):
@@ -93,6 +99,10 @@ def read_class_folders(folder, classes, mode, prefixes=None):
                         f"expected classes {list(classes)}")
     paths, labels = [], []
     for sub in subdirs:
+        nested = sorted(p.name for p in sub.iterdir() if p.is_dir())
+        if nested:
+            raise DataError(f"{sub} holds the folder(s) {nested}: images must lie directly "
+                            f"in the class folder; move them into {sub} or remove the folder")
         files = list_images(sub)
         if prefixes:
             files = [f for f in files if f.name.startswith(tuple(prefixes))]
@@ -117,32 +127,63 @@ def stratified_split(X, y, val_size, seed=0):
 
 
 # ---------------------------------------------------------------------------- cache
-def _cached(key_parts, build, use_cache=True):
+def _cached(key_parts, build, classes, use_cache=True):
+    """``build()`` once, then its arrays read back from an npz keyed on ``key_parts``.
+
+    A cache file that cannot be read or does not hold a sound data set (shapes, label
+    count, label range, class names) is rebuilt, with a warning that says so."""
     if not use_cache:
         return build()
     key = hashlib.sha1(repr((CACHE_VERSION, *key_parts)).encode()).hexdigest()[:16]
     path = cache_dir() / f"{key_parts[0]}-{key}.npz"
     if path.exists():
-        with np.load(path, allow_pickle=False) as z:
-            out = {k: z[k] for k in z.files}
-        out["classes"] = tuple(str(c) for c in out["classes"])
-        return out
-    out = build()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name("tmp_" + path.name)
-    with open(tmp, "wb") as f:
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                out = {k: z[k] for k in z.files}
+            return _check_dataset(out, classes)
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as e:
+            warnings.warn(f"cache file {path} is unreadable or inconsistent ({e}); "
+                          "rebuilding it from the data", RuntimeWarning, stacklevel=3)
+    out = _check_dataset(build(), classes)
+    with atomic_open(path) as f:
         np.savez(f, **{k: np.asarray(v) for k, v in out.items()})
-    os.replace(tmp, path)
+    return out
+
+
+def _check_dataset(out, classes):
+    """``out`` with ``classes`` as a tuple, after checking every split's images and
+    labels against each other and against the class names; raises ValueError."""
+    out = dict(out)
+    if tuple(str(c) for c in np.asarray(out.get("classes", ())).tolist()) != tuple(classes):
+        raise ValueError(f"class names {out.get('classes')!r} differ from {list(classes)}")
+    out["classes"] = tuple(classes)
+    splits = [k[2:] for k in out if k.startswith("X_")]
+    if "train" not in splits or set(out) != {"classes"} | {f"{p}_{s}" for s in splits
+                                                           for p in "Xy"}:
+        raise ValueError(f"unexpected entries {sorted(out)}")
+    for s in splits:
+        X, y = np.asarray(out[f"X_{s}"]), np.asarray(out[f"y_{s}"])
+        if X.dtype != np.uint8 or X.ndim not in (3, 4) or y.shape != (len(X),):
+            raise ValueError(f"split {s}: {X.shape} {X.dtype} images for {y.shape} labels")
+        if not np.issubdtype(y.dtype, np.integer) or (
+                len(y) and (y.min() < 0 or y.max() >= len(classes))):
+            raise ValueError(f"split {s}: labels outside 0..{len(classes) - 1}")
     return out
 
 
 def _fingerprint(root):
-    """Cheap identity of a data folder: its path and the names and sizes of its files."""
-    h = hashlib.sha1(str(Path(root).resolve()).encode())
+    """Identity of a data folder's content: the relative name and a hash of the bytes of
+    every file in it, so that data edited in place (even to the same size) is never
+    served from an old cache."""
+    root = Path(root)
+    h = hashlib.blake2b(digest_size=20)
     for dirpath, dirnames, filenames in sorted(os.walk(root)):
         dirnames.sort()
+        rel = os.path.relpath(dirpath, root)
         for name in sorted(filenames):
-            h.update(f"{dirpath}/{name}:{os.path.getsize(os.path.join(dirpath, name))}".encode())
+            with open(os.path.join(dirpath, name), "rb") as f:
+                h.update(f"{rel}/{name}:".encode())
+                h.update(hashlib.blake2b(f.read(), digest_size=20).digest())
     return h.hexdigest()
 
 
@@ -160,8 +201,9 @@ def load_cifar10(root=None, val_size=5000, seed=0, cache=True):
 
     root: a folder holding either ``cifar-10-batches-py/`` (the official python
     version) or ``train/<class>/`` and ``test/<class>/`` image folders; default
-    ``data_root()/cifar10``. The official files are pickles: they are unpickled, so
-    only point this at copies from the official source.
+    ``data_root()/cifar10``. The official files are pickles: they are read with an
+    unpickler that admits only the types those files hold, so a crafted file cannot
+    run code.
     """
     root = Path(root) if root is not None else data_root() / "cifar10"
     batches = root / "cifar-10-batches-py"
@@ -177,7 +219,7 @@ def load_cifar10(root=None, val_size=5000, seed=0, cache=True):
             f"(data_batch_1..5, test_batch) or {root}/train/<class>/ and {root}/test/<class>/ "
             f"image folders. Get it from {CIFAR10_SOURCE} and set NNLIB_DATA to the folder "
             "that holds cifar10/")
-    out = _cached(("cifar10", _fingerprint(root)), build, cache)
+    out = _cached(("cifar10", _fingerprint(root)), build, CIFAR10_CLASSES, cache)
     return _with_val(out, val_size, seed)
 
 
@@ -194,12 +236,30 @@ def _cifar10_batch(path):
                         f"{CIFAR10_SOURCE}")
     try:
         with open(path, "rb") as f:
-            d = pickle.load(f, encoding="bytes")  # only the official files, see docstring
+            d = _CifarUnpickler(f, encoding="bytes").load()
         X = np.asarray(d[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
         y = np.asarray(d[b"labels"], dtype=np.int64)
-    except (pickle.UnpicklingError, KeyError, ValueError, EOFError) as e:
+        if len(y) != len(X):
+            raise ValueError(f"{len(X)} images but {len(y)} labels")
+    except (pickle.UnpicklingError, KeyError, ValueError, EOFError, TypeError,
+            AttributeError, IndexError) as e:
         raise DataError(f"{path} is not a CIFAR-10 python batch ({e!r})") from None
     return np.ascontiguousarray(X), y
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """Unpickles only what the official CIFAR-10 batches hold (dicts, lists, bytes,
+    strings, ints and NumPy arrays): any other global, such as a function a crafted
+    file would call, is refused before it runs."""
+
+    ALLOWED = {(m, n) for m in ("numpy.core.multiarray", "numpy._core.multiarray")
+               for n in ("_reconstruct", "scalar")} | {
+        ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
+
+    def find_class(self, module, name):
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refused {module}.{name}: not part of a CIFAR-10 batch")
 
 
 def _cifar10_batches(folder):
@@ -234,7 +294,7 @@ def load_fer2013(root=None, val_size=0.1, seed=0, cache=True):
             f"no FER2013 data at {root}: expected {root}/fer2013.csv, {root}/train/<emotion>/ "
             f"image folders, or {root}/labels_public.txt with Train/ and Test/. Get it from "
             f"{FER2013_SOURCE} and set NNLIB_DATA to the folder that holds fer2013/")
-    out = _cached(("fer2013", _fingerprint(root)), build, cache)
+    out = _cached(("fer2013", _fingerprint(root)), build, FER2013_CLASSES, cache)
     return _with_val(out, val_size, seed)
 
 
@@ -243,18 +303,20 @@ def _fer_folders(root):
     out = {"X_train": X_tr, "y_train": y_tr, "classes": FER2013_CLASSES}
     if (root / "test").is_dir():
         X, y, paths = read_class_folders(root / "test", FER2013_CLASSES, "L")
-        private = np.array([p.name.startswith("PrivateTest_") for p in paths], dtype=bool)
+        private = np.array([fer_usage(p) == "PrivateTest" for p in paths], dtype=bool)
         out.update(X_test=X[~private], y_test=y[~private])
         if private.any():
             out.update(X_private=X[private], y_private=y[private])
     return out
 
 
-def read_fer_csv(path):
-    """Kaggle ``fer2013.csv`` -> dict of splits by its Usage column."""
-    splits = {"Training": ([], []), "PublicTest": ([], []), "PrivateTest": ([], [])}
+def read_fer_csv_rows(path, default_usage="Training"):
+    """Every row of a Kaggle-style FER2013 CSV (emotion,pixels[,Usage], a UTF-8 byte-order
+    mark allowed): images uint8 (N, 48, 48), labels (N,) and each row's Usage
+    (``default_usage`` where the column is absent or empty)."""
+    X, y, usages = [], [], []
     path = Path(path)
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
         missing = {"emotion", "pixels"} - set(reader.fieldnames or ())
         if missing:
@@ -269,54 +331,84 @@ def read_fer_csv(path):
             except (ValueError, AttributeError, OverflowError):
                 raise DataError(f"{path}, line {line}: expected an emotion id in 0..6 and "
                                 "2304 pixel values in 0..255") from None
-            usage = row.get("Usage") or "Training"
-            if usage not in splits:
+            usage = (row.get("Usage") or "").strip() or default_usage
+            if usage not in ("Training", *FER_TEST_SPLITS):
                 raise DataError(f"{path}, line {line}: unknown Usage {usage!r}; expected "
-                                f"one of {sorted(splits)}")
-            splits[usage][0].append(pixels.reshape(48, 48))
-            splits[usage][1].append(label)
-    if not splits["Training"][0]:
-        raise DataError(f"{path} holds no Training rows")
+                                "Training, PublicTest or PrivateTest")
+            X.append(pixels.reshape(48, 48))
+            y.append(label)
+            usages.append(usage)
+    if not X:
+        raise DataError(f"{path} holds no data rows")
+    return np.stack(X), np.array(y, dtype=np.int64), usages
+
+
+def read_fer_csv(path):
+    """Kaggle ``fer2013.csv`` -> dict of splits by its Usage column (rows without a
+    Usage are training rows): train, test (PublicTest) and private (PrivateTest)."""
+    X, y, usages = read_fer_csv_rows(path)
+    usages = np.array(usages)
+    if not (usages == "Training").any():
+        raise DataError(f"{path} holds no Training rows to train on; to test a model on "
+                        "it, use python -m nnlib.evaluate")
     out = {"classes": FER2013_CLASSES}
     for usage, key in (("Training", "train"), ("PublicTest", "test"),
                        ("PrivateTest", "private")):
-        X, y = splits[usage]
-        if X:
-            out[f"X_{key}"] = np.stack(X)
-            out[f"y_{key}"] = np.array(y, dtype=np.int64)
+        sel = usages == usage
+        if sel.any():
+            out[f"X_{key}"], out[f"y_{key}"] = X[sel], y[sel]
     return out
 
 
-def read_fer_labels_file(path):
-    """Coursework layout: ``labels_public.txt`` (img,emotion) beside Train/ and Test/."""
+def read_fer_labels_rows(path):
+    """Coursework layout: the image paths, labels and ``Train``/``Test`` folder of each
+    row of ``labels_public.txt`` (img,emotion), checked to exist."""
     path = Path(path)
-    rows = {"train": ([], []), "test": ([], [])}
-    with open(path, newline="") as f:
+    paths, labels, folders = [], [], []
+    with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
         if not {"img", "emotion"} <= set(reader.fieldnames or ()):
             raise DataError(f"{path}: expected a header img,emotion, got {reader.fieldnames}")
         for line, row in enumerate(reader, start=2):
             try:
                 label = int(row["emotion"])
-                if not 0 <= label < 7:
+                if not 0 <= label < 7 or not row["img"]:
                     raise ValueError
             except (ValueError, TypeError):
-                raise DataError(f"{path}, line {line}: emotion must be an id in 0..6, got "
-                                f"{row['emotion']!r}") from None
-            split = "test" if row["img"].lower().startswith("test") else "train"
-            rows[split][0].append(path.parent / row["img"])
-            rows[split][1].append(label)
+                raise DataError(f"{path}, line {line}: expected an image path and an emotion "
+                                f"id in 0..6, got {row['img']!r}, {row['emotion']!r}") from None
+            paths.append(path.parent / row["img"])
+            labels.append(label)
+            folders.append("test" if row["img"].lower().startswith("test") else "train")
+    missing = [p for p in paths if not p.is_file()]
+    if missing:
+        raise DataError(f"{path} lists {len(missing)} missing images, e.g. {missing[0]}")
+    return paths, np.array(labels, dtype=np.int64), folders
+
+
+def read_fer_labels_file(path):
+    """Coursework layout: ``labels_public.txt`` (img,emotion) beside Train/ and Test/."""
+    paths, labels, folders = read_fer_labels_rows(path)
+    folders = np.array(folders)
+    if not (folders == "train").any():
+        raise DataError(f"{path} lists no Train/ images to train on; to test a model on it, "
+                        "use python -m nnlib.evaluate")
     out = {"classes": FER2013_CLASSES}
-    for split, (paths, labels) in rows.items():
-        if paths:
-            missing = [p for p in paths if not p.is_file()]
-            if missing:
-                raise DataError(f"{path} lists {len(missing)} missing images, e.g. {missing[0]}")
-            out[f"X_{split}"] = read_images(paths, "L")
-            out[f"y_{split}"] = np.array(labels, dtype=np.int64)
-    if "X_train" not in out:
-        raise DataError(f"{path} lists no Train/ images")
+    for split in ("train", "test"):
+        idx = np.flatnonzero(folders == split)
+        if len(idx):
+            out[f"X_{split}"] = read_images([paths[i] for i in idx], "L")
+            out[f"y_{split}"] = labels[idx]
     return out
+
+
+def fer_usage(name):
+    """The FER2013 split a file name announces: Training, PublicTest or PrivateTest by
+    its prefix, else "test" (a test image of unknown split)."""
+    for usage in ("Training", *FER_TEST_SPLITS):
+        if Path(name).name.startswith(usage + "_"):
+            return usage
+    return "test"
 
 
 def subsample(X, y, n, seed=0):

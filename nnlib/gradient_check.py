@@ -1,6 +1,8 @@
 """Centred finite-difference gradients, to check backward passes (use float64)."""
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 
@@ -78,13 +80,17 @@ def eval_numerical_gradient_array(f, x, dout, h=1e-5):
 def check_model_gradients(model, X, y, h=1e-5):
     """Relative error (``rel_error_norm``) of each analytic gradient of ``model.loss``.
 
-    Use a float64 model with dropout 0 (or a fixed dropout mask) so that the loss is
-    deterministic, and He initialisation so that pre-activations are O(1) and a step of
-    h rarely crosses a ReLU kink. Returns a dict {param name: relative error}.
+    Use a float64 model and He initialisation so that pre-activations are O(1) and a
+    step of h rarely crosses a ReLU kink. A model with dropout is checked with its masks
+    fixed (``model.fixed_dropout()``), since a fresh mask per call would make the loss
+    random. Returns a dict {param name: relative error}.
     """
-    _, grads = model.loss(X, y)
-    errors = {}
-    for name, param in model.params.items():
-        num = eval_numerical_gradient(lambda _: model.loss(X, y)[0], param, h=h)
-        errors[name] = rel_error_norm(num, grads[name])
+    fixed = (model.fixed_dropout() if getattr(model, "dropout", 0) and
+             hasattr(model, "fixed_dropout") else contextlib.nullcontext())
+    with fixed:
+        _, grads = model.loss(X, y)
+        errors = {}
+        for name, param in model.params.items():
+            num = eval_numerical_gradient(lambda _: model.loss(X, y)[0], param, h=h)
+            errors[name] = rel_error_norm(num, grads[name])
     return errors

@@ -120,7 +120,7 @@ def lr_range_test(config, data, input_dim, num_classes, lr_min=1e-5, lr_max=1.0,
         for cfg in configs.values():
             cfg["learning_rate"] = lr
         with np.errstate(over="ignore", invalid="ignore"):
-            loss = solver._step(X[idx], y[idx])
+            loss = solver.step(X[idx], y[idx])
         if not math.isfinite(loss) or loss > 4 * best:
             break
         losses.append(loss)

@@ -2,21 +2,38 @@
 
 The file holds the weights (``param/W1`` ...), the preprocessing statistics
 (``pre/mean`` ...) and a JSON header (``meta``) with the architecture and options.
+Writes are atomic (``nnlib.atomic``); reading checks the whole file (header, shapes,
+finite values) before anything is built, and a bad file raises ``ModelError`` naming it.
 """
 from __future__ import annotations
 
 import json
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 
+from nnlib.atomic import atomic_open
+
 FORMAT = "nnlib.FullyConnectedNet/1"
+META_KEYS = {"format", "model", "info", "preprocessor"}
+MODEL_KEYS = {"hidden_dims", "input_dim", "num_classes", "dropout", "reg", "weight_scale",
+              "dtype"}
+PRE_KEYS = {"grayscale", "center", "scale", "zca", "image_shape"}
+# errors that numpy, zipfile and zlib raise for a truncated or garbled .npz
+READ_ERRORS = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error)
+
+
+class ModelError(ValueError):
+    """A model file is unreadable or inconsistent; the message names the file."""
 
 
 def save_model(path, model, preprocessor=None, info=None):
     """Write ``model`` (and the ``preprocessor`` fitted with it) to ``path`` (.npz).
 
     info: optional JSON-able dict stored alongside (class names, metrics, ...).
+    The file is replaced atomically: a killed save leaves the old file intact.
     """
     from nnlib.fcnet import FullyConnectedNet
     if not isinstance(model, FullyConnectedNet):
@@ -27,8 +44,7 @@ def save_model(path, model, preprocessor=None, info=None):
     if preprocessor is not None:
         arrays.update({f"pre/{k}": v for k, v in preprocessor.arrays().items()})
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as f:
+    with atomic_open(path) as f:
         np.savez_compressed(f, meta=np.array(json.dumps(meta)), **arrays)
     return path
 
@@ -36,10 +52,9 @@ def save_model(path, model, preprocessor=None, info=None):
 def load_model(path):
     """Read a file written by ``save_model``.
 
-    Returns a tuple (model, preprocessor or None, info dict).
+    Returns a tuple (model, preprocessor or None, info dict). Raises FileNotFoundError
+    for a missing file and ``ModelError`` for a file that is not a sound nnlib model.
     """
-    from nnlib.fcnet import FullyConnectedNet
-    from nnlib.preprocess import Preprocessor
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no model file at {path}; train one first (notebook Q5) "
@@ -47,23 +62,118 @@ def load_model(path):
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError) as e:
-        raise ValueError(f"{path} is not a readable .npz model file: {e}") from None
-    if "meta" not in arrays:
-        raise ValueError(f"{path} has no 'meta' entry: it was not written by "
-                         "nnlib.io.save_model")
-    meta = json.loads(str(arrays["meta"]))
-    if meta.get("format") != FORMAT:
-        raise ValueError(f"{path} has format {meta.get('format')!r}, expected {FORMAT!r}")
-    cfg = dict(meta["model"])
-    model = FullyConnectedNet(**cfg)
-    params = {k[6:]: v for k, v in arrays.items() if k.startswith("param/")}
-    for k, v in model.params.items():
-        if k not in params or params[k].shape != v.shape:
-            raise ValueError(f"{path}: parameter {k} is missing or has the wrong shape")
-    model.params = {k: params[k].astype(model.dtype) for k in model.params}
+    except READ_ERRORS as e:
+        raise ModelError(f"{path} is not a readable .npz model file (truncated or "
+                         f"corrupted: {_first_line(e)}); save or copy it again") from None
+    meta = _read_meta(path, arrays)
+    model = _read_network(path, meta["model"], arrays)
     pre = None
     if meta.get("preprocessor") is not None:
-        stats = {k[4:]: v for k, v in arrays.items() if k.startswith("pre/")}
-        pre = Preprocessor.from_config(meta["preprocessor"], stats)
-    return model, pre, meta.get("info", {})
+        pre = _read_preprocessor(path, meta["preprocessor"], arrays, model.input_dim)
+    return model, pre, meta.get("info") or {}
+
+
+def _read_meta(path, arrays):
+    if "meta" not in arrays:
+        raise ModelError(f"{path} has no 'meta' header: it was not written by "
+                         "nnlib.io.save_model")
+    try:
+        meta = json.loads(str(arrays["meta"]))
+    except (json.JSONDecodeError, UnicodeError) as e:
+        raise ModelError(f"{path}: the 'meta' header is not JSON ({e})") from None
+    if not isinstance(meta, dict):
+        raise ModelError(f"{path}: the 'meta' header must be a JSON object")
+    if meta.get("format") != FORMAT:
+        raise ModelError(f"{path} has format {meta.get('format')!r}, expected {FORMAT!r}")
+    _check_keys(path, "header", meta, META_KEYS, required={"format", "model"})
+    if not isinstance(meta.get("info", {}) or {}, dict):
+        raise ModelError(f"{path}: the header's 'info' must be a JSON object")
+    unknown = {k for k in arrays if k != "meta" and not k.startswith(("param/", "pre/"))}
+    if unknown:
+        raise ModelError(f"{path} holds unknown entries {sorted(unknown)}")
+    return meta
+
+
+def _check_keys(path, what, d, allowed, required=()):
+    if not isinstance(d, dict):
+        raise ModelError(f"{path}: the {what} must be a JSON object, got {type(d).__name__}")
+    unknown, missing = set(d) - allowed, set(required) - set(d)
+    if unknown:
+        raise ModelError(f"{path}: unknown {what} keys {sorted(unknown)}; "
+                         f"expected {sorted(allowed)}")
+    if missing:
+        raise ModelError(f"{path}: the {what} lacks {sorted(missing)}")
+
+
+def _positive_int(value):
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _read_network(path, cfg, arrays):
+    """Check the architecture against the stored weights, then build the network (the
+    weights' shapes bound the allocation, so an absurd header cannot exhaust memory)."""
+    from nnlib.fcnet import FullyConnectedNet
+    _check_keys(path, "model config", cfg, MODEL_KEYS,
+                required={"hidden_dims", "input_dim", "num_classes"})
+    hidden = cfg["hidden_dims"]
+    if not (isinstance(hidden, list) and all(_positive_int(h) for h in hidden)
+            and _positive_int(cfg["input_dim"]) and _positive_int(cfg["num_classes"])):
+        raise ModelError(f"{path}: layer sizes must be positive integers, got input_dim="
+                         f"{cfg['input_dim']!r}, hidden_dims={hidden!r}, "
+                         f"num_classes={cfg['num_classes']!r}")
+    if cfg.get("dtype", "float32") not in ("float32", "float64"):
+        raise ModelError(f"{path}: dtype must be float32 or float64, got {cfg['dtype']!r}")
+    dims = [cfg["input_dim"], *hidden, cfg["num_classes"]]
+    expected = {}
+    for i, (fan_in, fan_out) in enumerate(zip(dims[:-1], dims[1:]), start=1):
+        expected[f"W{i}"], expected[f"b{i}"] = (fan_in, fan_out), (fan_out,)
+    params = {k[6:]: v for k, v in arrays.items() if k.startswith("param/")}
+    if set(params) != set(expected):
+        raise ModelError(f"{path}: the weights {sorted(params)} do not match the "
+                         f"architecture, which needs {sorted(expected)}")
+    for k, shape in expected.items():
+        v = params[k]
+        if v.shape != shape or not np.issubdtype(v.dtype, np.floating):
+            raise ModelError(f"{path}: parameter {k} has shape {v.shape} and dtype {v.dtype}, "
+                             f"the architecture needs a float array of shape {shape}")
+        if not np.isfinite(v).all():
+            raise ModelError(f"{path}: parameter {k} holds NaN or inf values; the model "
+                             "diverged or the file is damaged: retrain or restore it")
+    try:
+        model = FullyConnectedNet(**cfg)
+    except (TypeError, ValueError) as e:
+        raise ModelError(f"{path}: invalid model config ({e})") from None
+    model.params = {k: params[k].astype(model.dtype) for k in expected}
+    return model
+
+
+def _read_preprocessor(path, cfg, arrays, input_dim):
+    from nnlib.preprocess import Preprocessor
+    _check_keys(path, "preprocessor config", cfg, PRE_KEYS, required=PRE_KEYS)
+    stats = {k[4:]: v for k, v in arrays.items() if k.startswith("pre/")}
+    needed = {"mean", "std"} | ({"whitening"} if cfg["zca"] is not None else set())
+    if not needed <= set(stats):
+        raise ModelError(f"{path} lacks the preprocessing arrays {sorted(needed - set(stats))}; "
+                         "save the model with save_model(path, model, preprocessor)")
+    shape = cfg["image_shape"]
+    if not (isinstance(shape, list) and shape and all(_positive_int(s) for s in shape)
+            and int(np.prod(shape)) == input_dim):
+        raise ModelError(f"{path}: image_shape {shape!r} does not give the network's "
+                         f"{input_dim} input features")
+    for k, v in stats.items():
+        if not np.issubdtype(v.dtype, np.number) or not np.isfinite(v).all():
+            raise ModelError(f"{path}: preprocessing array {k} is not a finite numeric array")
+    if stats["std"].size != 1 or float(stats["std"]) <= 0:
+        raise ModelError(f"{path}: the preprocessing std must be one positive number")
+    try:
+        np.broadcast_shapes(stats["mean"].shape, tuple(shape))
+        if "whitening" in stats and stats["whitening"].shape != (input_dim, input_dim):
+            raise ValueError(f"whitening has shape {stats['whitening'].shape}")
+        return Preprocessor.from_config(cfg, stats)
+    except (TypeError, ValueError) as e:
+        raise ModelError(f"{path}: invalid preprocessing ({_first_line(e)})") from None
+
+
+def _first_line(e):
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__

@@ -26,7 +26,7 @@ def linear_forward(X, W, b):
     return out
 
 
-def linear_backward(dout, X, W, b, compute_dX=True, dW_out=None):
+def linear_backward(dout, X, W, b):
     """Gradients of the affine map.
 
     Inputs:
@@ -34,12 +34,9 @@ def linear_backward(dout, X, W, b, compute_dX=True, dW_out=None):
     - X: the forward input, shape (N, d1, ..., dk)
     - W: weights of shape (D, M)
     - b: biases of shape (M,)
-    - compute_dX: set False for a first layer, whose input needs no gradient
-    - dW_out: optional preallocated (D, M) array that receives dW; reusing one buffer
-      across training steps avoids allocating (and page-faulting) a large array per step
 
     Returns a tuple of:
-    - dX: shape (N, d1, ..., dk), or None when ``compute_dX`` is False
+    - dX: shape (N, d1, ..., dk)
     - dW: shape (D, M)
     - db: shape (M,)
     """
@@ -48,9 +45,9 @@ def linear_backward(dout, X, W, b, compute_dX=True, dW_out=None):
         raise ValueError(
             f"linear_backward: dout has shape {dout.shape}, expected "
             f"{(X2.shape[0], W.shape[1])} (N, M) to match X and W")
-    dW = np.matmul(X2.T, dout, out=dW_out)
+    dW = X2.T @ dout
     db = dout.sum(axis=0)
-    dX = (dout @ W.T).reshape(X.shape) if compute_dX else None
+    dX = (dout @ W.T).reshape(X.shape)
     return dX, dW, db
 
 

@@ -91,10 +91,34 @@ def adam(w, dw, config=None):
     return w, config
 
 
+def rmsprop(w, dw, config=None):
+    """RMSProp (Tieleman and Hinton, 2012): a moving average of squared gradients scales
+    each parameter's step.
+
+    ``cache = decay_rate * cache + (1 - decay_rate) * dw**2``;
+    ``w -= learning_rate * dw / (sqrt(cache) + epsilon)``.
+    config: learning_rate (1e-2), decay_rate (0.99), epsilon (1e-8), cache (zeros like w).
+    """
+    config = {} if config is None else config
+    config.setdefault("learning_rate", 1e-2)
+    config.setdefault("decay_rate", 0.99)
+    config.setdefault("epsilon", 1e-8)
+    cache = config.get("cache")
+    if cache is None:
+        cache = np.zeros_like(w)
+    rho = w.dtype.type(config["decay_rate"])
+    cache *= rho
+    cache += (1 - rho) * (dw * dw)
+    w -= w.dtype.type(config["learning_rate"]) * dw / (np.sqrt(cache) + config["epsilon"])
+    config["cache"] = cache
+    return w, config
+
+
 UPDATE_RULES = {
     "sgd": sgd,
     "sgd_momentum": sgd_momentum,
     "nesterov_momentum": nesterov_momentum,
+    "rmsprop": rmsprop,
     "adam": adam,
 }
 

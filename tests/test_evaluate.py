@@ -47,7 +47,8 @@ def test_cli_writes_json(fer_folder, model_path, tmp_path):
                        capture_output=True, text=True, check=True)
     assert "classification rate" in r.stdout and "confusion matrix" in r.stdout
     m = json.loads(out.read_text())
-    assert set(m) == {"accuracy", "n", "classes", "confusion_matrix", "precision", "recall",
+    assert set(m) == {"accuracy", "n", "split", "counts", "classes", "confusion_matrix",
+                      "precision", "recall",
                       "f1"}
 
 

@@ -52,11 +52,15 @@ def test_initial_loss_and_scores():
 
 
 def test_initialisations_and_repr():
-    he = FullyConnectedNet([1000], input_dim=500, weight_scale="he", seed=0)
-    xa = FullyConnectedNet([1000], input_dim=500, weight_scale="xavier", seed=0)
-    assert abs(he.params["W1"].std() - np.sqrt(2 / 500)) < 1e-3
-    assert abs(xa.params["W1"].std() - np.sqrt(1 / 500)) < 1e-3
-    assert he.params["W1"].dtype == np.float32
+    # fan_in 500, fan_out 1000: each name's standard deviation, written out by hand
+    expected = {"he": 0.0632456, "lecun": 0.0447214, "glorot": 0.0365148,
+                "xavier": 0.0365148}
+    for name, std in expected.items():
+        W = FullyConnectedNet([1000], input_dim=500, weight_scale=name, seed=0).params["W1"]
+        assert abs(W.std() - std) < 3e-4, name
+        assert W.dtype == np.float32
+    with pytest.raises(ValueError, match="weight_scale"):
+        FullyConnectedNet([10], input_dim=5, weight_scale="kaiming")
     text = repr(FullyConnectedNet([64, 32], input_dim=100, dropout=0.5))
     assert "linear(100->64) - relu - dropout(p=0.5)" in text
     assert "linear(32->10) - softmax" in text
@@ -82,7 +86,7 @@ def test_bad_inputs_raise_clear_errors():
     with pytest.raises(ValueError, match="NaN or inf"):
         model.loss(bad)
     with pytest.raises(ValueError, match="weight_scale"):
-        FullyConnectedNet([10], weight_scale="lecun")
+        FullyConnectedNet([10], weight_scale="kaiming")
     with pytest.raises(ValueError, match="positive"):
         FullyConnectedNet([0])
 

@@ -21,13 +21,19 @@ def data(n_train=400, n_val=100, **kw):
             "X_val": X[n_train:], "y_val": y[n_train:]}
 
 
+def read_state(folder):
+    with np.load(folder / "checkpoint.npz", allow_pickle=False) as z:
+        return json.loads(str(z["state"]))
+
+
 def test_overfits_50_samples():
     rng = np.random.default_rng(0)
     X = rng.standard_normal((50, 3 * 8 * 8)).astype(np.float32)
     y = rng.integers(0, 10, 50)
     d = {"X_train": X, "y_train": y, "X_val": X, "y_val": y}
     model = FullyConnectedNet([100, 100], input_dim=192, weight_scale="he", seed=0)
-    solver = Solver(model, d, optim_config={"learning_rate": 1e-2, "momentum": 0.9},
+    solver = Solver(model, d, update_rule="sgd_momentum",
+                    optim_config={"learning_rate": 1e-2, "momentum": 0.9},
                     num_epochs=20, batch_size=25, verbose=False, seed=0)
     solver.train()
     assert solver.train_acc_history[-1] == 1.0
@@ -38,7 +44,7 @@ def test_overfits_50_samples():
 def make_solver(d, tmp=None, **kw):
     model = FullyConnectedNet([32, 16], input_dim=20, num_classes=4, dropout=0.2,
                               weight_scale="he", seed=1)
-    opts = dict(optim_config={"learning_rate": 5e-3, "momentum": 0.5},
+    opts = dict(update_rule="sgd_momentum", optim_config={"learning_rate": 5e-3, "momentum": 0.5},
                 momentum_schedule={"name": "linear", "end": 0.9, "num_epochs": 3},
                 lr_schedule={"name": "plateau", "factor": 0.5, "patience": 0},
                 num_epochs=6, batch_size=32, verbose=False, seed=3,
@@ -59,7 +65,7 @@ def test_resume_gives_identical_parameters(tmp_path):
         np.testing.assert_array_equal(resumed.model.params[k], full.model.params[k])
     assert resumed.loss_history == full.loss_history
     assert resumed.lr_history == full.lr_history
-    state = json.loads((tmp_path / "checkpoint.json").read_text())
+    state = read_state(tmp_path)
     assert state["epoch"] == 6
     with np.load(tmp_path / "checkpoint.npz", allow_pickle=False) as z:
         assert "optim/W1/velocity" in z.files
@@ -69,7 +75,7 @@ def test_resume_sums_training_time_and_refuses_another_run(tmp_path):
     d = data()
     first = make_solver(d, tmp_path, num_epochs=2).train()
     assert first.train_seconds > 0
-    saved = json.loads((tmp_path / "checkpoint.json").read_text())["train_seconds"]
+    saved = read_state(tmp_path)["train_seconds"]
     assert saved == pytest.approx(first.train_seconds, rel=0.5)
     longer = make_solver(d, tmp_path, num_epochs=3, resume=True)  # extending is allowed
     assert longer.train_seconds == saved
@@ -99,7 +105,7 @@ def test_best_parameters_and_early_stopping():
     assert solver.epoch < 50
     assert solver.epoch - solver.best_epoch == 3
     assert solver.best_val == max(solver.val_acc_history)
-    acc, _ = solver.check_accuracy(d["X_val"], d["y_val"])
+    acc = solver.check_accuracy(d["X_val"], d["y_val"])
     assert acc == solver.best_val  # the model holds the best parameters
 
 
@@ -140,12 +146,12 @@ def test_epoch_callback_can_stop_training(tmp_path):
     solver = make_solver(data(), tmp_path, epoch_callback=cb)
     with pytest.raises(Stop):
         solver.train()
-    assert json.loads((tmp_path / "checkpoint.json").read_text())["epoch"] == 2
+    assert read_state(tmp_path)["epoch"] == 2
 
 
 def test_bad_options_and_data_raise_clear_errors(tmp_path):
     d = data()
-    with pytest.raises(ValueError, match="unknown option.*learning_rate"):
+    with pytest.raises(TypeError, match="unexpected keyword argument 'learning_rate'"):
         make_solver(d, learning_rate=1e-3)
     with pytest.raises(ValueError, match="unknown update rule"):
         make_solver(d, update_rule="sgd_with_magic")
@@ -154,7 +160,7 @@ def test_bad_options_and_data_raise_clear_errors(tmp_path):
     with pytest.raises(ValueError, match="X_train has 400 samples but y_train has 399"):
         make_solver(dict(d, y_train=d["y_train"][:-1]))
     with pytest.raises(ValueError, match="labels must lie"):
-        make_solver(dict(d, y_train=d["y_train"] + 10)).train()
+        make_solver(dict(d, y_train=d["y_train"] + 10))
     with pytest.raises(ValueError, match="unknown schedule"):
         make_solver(d, lr_schedule={"name": "zigzag"})
     make_solver(d, tmp_path, num_epochs=1).train()

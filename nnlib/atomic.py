@@ -1,0 +1,73 @@
+"""Atomic file replacement: a reader (or a process killed mid-write) sees either the old
+file or the new one, never half of one.
+
+Each writer goes to a temporary file in the target's folder (so that the final rename
+stays on one file system), is flushed and fsynced, and then replaces the target with
+``os.replace``; the folder is fsynced too, so that the rename survives a power cut.
+A write that fails leaves the target untouched and removes its temporary file.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+TMP_PREFIX = ".tmp-"  # ignored by git: a temporary file left by a killed process
+
+
+@contextlib.contextmanager
+def temporary_path(path):
+    """Yield a temporary path beside ``path`` (same suffix, so that writers which pick a
+    format by suffix, like Keras, still work); once the block ends without an error the
+    file there replaces ``path``. The writer inside the block need not fsync."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{TMP_PREFIX}{path.stem}-",
+                               suffix=path.suffix)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+@contextlib.contextmanager
+def atomic_open(path, mode="wb", **kwargs):
+    """``open`` for writing whose result replaces ``path`` atomically when the block ends."""
+    if not set(mode) & {"w"}:
+        raise ValueError(f"atomic_open writes whole files: mode must contain 'w', got {mode!r}")
+    with temporary_path(path) as tmp, open(tmp, mode, **kwargs) as f:
+        yield f
+        f.flush()
+
+
+def write_bytes(path, data):
+    """Replace ``path`` by ``data`` (bytes) atomically."""
+    with atomic_open(path, "wb") as f:
+        f.write(data)
+    return Path(path)
+
+
+def write_text(path, text, encoding="utf-8"):
+    """Replace ``path`` by ``text`` atomically."""
+    return write_bytes(path, text.encode(encoding))
+
+
+def _fsync_dir(folder):
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # e.g. a platform without directory handles
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
