@@ -266,3 +266,112 @@ def test_save_keras_model_skips_an_unchanged_model(trained, tmp_path):
                                   other.get_weights()[0])
     path.write_text("not a keras file")
     assert save_keras_model(model, path)
+
+
+class Killed(Exception):
+    pass
+
+
+def kill_nth_save(monkeypatch, n):
+    """Make the n-th ``Model.save`` write part of its file and die (a simulated kill)."""
+    import keras
+    real, calls = keras.Model.save, []
+
+    def save(self, path, *args, **kwargs):
+        calls.append(path)
+        if len(calls) == n:
+            with open(path, "wb") as f:
+                f.write(b"PK\x03\x04 part of an archive")
+            raise Killed
+        return real(self, path, *args, **kwargs)
+    monkeypatch.setattr(keras.Model, "save", save)
+
+
+def test_killed_save_keras_model_keeps_the_old_file(trained, tmp_path, monkeypatch):
+    path = tmp_path / "m.keras"
+    save_keras_model(trained[0], path)
+    before = path.read_bytes()
+    kill_nth_save(monkeypatch, 1)
+    with pytest.raises(Killed):
+        save_keras_model(build_cnn("tiny"), path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["m.keras"]
+
+
+@pytest.mark.parametrize("kill_at", [1, 2, 3])  # the n-th write of best.keras
+def test_train_cnn_killed_while_saving_the_best_epoch_resumes(trained, tmp_path, monkeypatch,
+                                                               kill_at):
+    data = trained[1]
+    configure_tensorflow(seed=0)
+    model = build_cnn("tiny")
+    kill_nth_save(monkeypatch, kill_at)
+    opts = dict(epochs=3, batch_size=16, steps_per_execution=2, verbose=0, patience=5)
+    try:
+        train_cnn(model, data, tmp_path, **opts)
+    except Killed:
+        pass
+    monkeypatch.undo()
+    run = train_cnn(build_cnn("tiny"), data, tmp_path, **opts)
+    assert run.epochs == 3 and len(run.history["loss"]) == 3
+    rows = (tmp_path / "history.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["0", "1", "2"]
+    assert json.loads((tmp_path / "run.json").read_text())["finished"]
+    assert not (tmp_path / "backup").exists()
+    load_keras_model(tmp_path / "best.keras")
+
+
+def test_train_cnn_never_deletes_a_checkpoint_it_cannot_read(trained, tmp_path):
+    data = trained[1]
+    opts = dict(epochs=2, batch_size=16, steps_per_execution=2, verbose=0)
+    (tmp_path / "run.json").write_text("{half a record")
+    (tmp_path / "backup").mkdir()
+    (tmp_path / "backup" / "latest.weights.h5").write_bytes(b"progress")
+    with pytest.raises(ValueError, match=r"run.json is damaged"):
+        train_cnn(build_cnn("tiny"), data, tmp_path, **opts)
+    assert (tmp_path / "backup" / "latest.weights.h5").read_bytes() == b"progress"
+
+
+def keras_lambda_model(path):
+    import keras
+    inputs = keras.Input((48, 48, 1))
+    x = keras.layers.Lambda(lambda t: t * 2.0)(inputs)
+    x = keras.layers.Flatten()(x)
+    keras.Model(inputs, keras.layers.Dense(7, activation="softmax")(x)).save(path)
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("truncate", "not a readable Keras model file"),
+    ("garble", "not a readable Keras model file"),
+    ("lambda", "safe mode refuses"),
+    ("nan", "holds NaN or inf"),
+])
+def test_bad_keras_file_gets_one_clear_line(trained, tmp_path, capsys, damage, message):
+    from nnlib.evaluate import main
+    from nnlib.io import ModelError
+    path = tmp_path / "m.keras"
+    if damage == "lambda":
+        keras_lambda_model(path)
+    elif damage == "nan":
+        model = build_cnn("tiny")
+        weights = model.get_weights()
+        weights[0][0, 0, 0, 0] = np.nan
+        model.set_weights(weights)
+        model.save(path)
+    else:
+        trained[0].save(path)
+        raw = bytearray(path.read_bytes())
+        if damage == "truncate":
+            raw = raw[:len(raw) // 2]
+        else:
+            for i in range(100, len(raw) - 100, 5):
+                raw[i] ^= 0xA5
+        path.write_bytes(bytes(raw))
+    with pytest.raises(ModelError, match=message):
+        load_keras_model(path)
+    data = tmp_path / "d" / "happy"
+    data.mkdir(parents=True)
+    Image.fromarray(np.zeros((48, 48), np.uint8), "L").save(data / "PublicTest_1.png")
+    with pytest.raises(SystemExit) as e:
+        main(["--model", str(path), "--data", str(tmp_path / "d")])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.count("\n") == 1 and str(path) in err
