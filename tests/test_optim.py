@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from nnlib import UPDATE_RULES, adam, nesterov_momentum, rel_error, sgd, sgd_momentum
+from nnlib import UPDATE_RULES, adam, nesterov_momentum, rel_error, rmsprop, sgd, sgd_momentum
 from nnlib.optim import get_update_rule
 
 
@@ -54,3 +54,54 @@ def test_registry():
     assert get_update_rule("adam") is adam
     with pytest.raises(ValueError, match="unknown update rule 'adagrad'"):
         get_update_rule("adagrad")
+
+
+# the expected values of the Stanford cs231n checks (computed there, not with this code)
+CS231N_W = np.linspace(-0.4, 0.6, num=20).reshape(4, 5)
+CS231N_DW = np.linspace(-0.6, 0.4, num=20).reshape(4, 5)
+
+
+def test_rmsprop_matches_the_cs231n_check():
+    cache = np.linspace(0.6, 0.9, num=20).reshape(4, 5)
+    next_w, cfg = rmsprop(CS231N_W.copy(), CS231N_DW, {"learning_rate": 1e-2, "cache": cache})
+    expected_w = [[-0.39223849, -0.34037513, -0.28849239, -0.23659121, -0.18467247],
+                  [-0.132737, -0.08078555, -0.02881884, 0.02316247, 0.07515774],
+                  [0.12716641, 0.17918792, 0.23122175, 0.28326742, 0.33532447],
+                  [0.38739248, 0.43947102, 0.49155973, 0.54365823, 0.59576619]]
+    expected_cache = [[0.5976, 0.6126277, 0.6277108, 0.64284931, 0.65804321],
+                      [0.67329252, 0.68859723, 0.70395734, 0.71937285, 0.73484377],
+                      [0.75037008, 0.7659518, 0.78158892, 0.79728144, 0.81302936],
+                      [0.82883269, 0.84469141, 0.86060554, 0.87657507, 0.8926]]
+    assert rel_error(next_w, expected_w) < 1e-7
+    assert rel_error(cfg["cache"], expected_cache) < 1e-7
+
+
+def test_rmsprop_defaults():
+    w, cfg = rmsprop(np.array([1.0]), np.array([2.0]))
+    assert (cfg["learning_rate"], cfg["decay_rate"], cfg["epsilon"]) == (1e-2, 0.99, 1e-8)
+    # cache = 0.01 * 4; step = 1e-2 * 2 / 0.2
+    assert np.allclose(cfg["cache"], [0.04]) and np.allclose(w, [0.9])
+
+
+def test_adam_matches_the_cs231n_check():
+    m = np.linspace(0.6, 0.9, num=20).reshape(4, 5)
+    v = np.linspace(0.7, 0.5, num=20).reshape(4, 5)
+    next_w, cfg = adam(CS231N_W.copy(), CS231N_DW,
+                       {"learning_rate": 1e-2, "m": m, "v": v, "t": 5})
+    expected_w = [[-0.40094747, -0.34836187, -0.29577703, -0.24319299, -0.19060977],
+                  [-0.1380274, -0.08544591, -0.03286534, 0.01971428, 0.0722929],
+                  [0.1248705, 0.17744702, 0.23002243, 0.28259667, 0.33516969],
+                  [0.38774145, 0.44031188, 0.49288093, 0.54544852, 0.59801459]]
+    assert rel_error(next_w, expected_w) < 1e-6 and cfg["t"] == 6
+
+
+def test_adam_bias_correction_follows_the_step_count():
+    """Three steps against a scalar transcription of Kingma and Ba's Algorithm 1."""
+    w, cfg = np.array([0.5]), {"learning_rate": 0.1}
+    ref_w, m, v = 0.5, 0.0, 0.0
+    for t, g in enumerate([1.0, -3.0, 0.5], start=1):
+        w, cfg = adam(w, np.array([g]), cfg)
+        m = 0.9 * m + 0.1 * g
+        v = 0.999 * v + 0.001 * g * g
+        ref_w -= 0.1 * (m / (1 - 0.9 ** t)) / ((v / (1 - 0.999 ** t)) ** 0.5 + 1e-8)
+        assert abs(w[0] - ref_w) < 1e-12 and cfg["t"] == t
