@@ -202,7 +202,10 @@ class Solver:
         fills into its config itself)."""
         if name in self.optim_config:
             return self.optim_config[name]
-        _, cfg = self.update_rule(np.zeros(1), np.zeros(1), {})
+        try:
+            _, cfg = self.update_rule(np.zeros(1), np.zeros(1), {})
+        except (KeyError, TypeError):  # a rule that expects its values to be given
+            cfg = {}
         if name not in cfg:
             raise ValueError(f"Solver: the update rule has no default {name}; give "
                              f"optim_config['{name}'] for its schedule")
