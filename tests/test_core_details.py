@@ -10,7 +10,6 @@ from PIL import Image
 
 from nnlib import FullyConnectedNet, Solver, linear_backward, linear_forward
 from nnlib.data import (
-    FER2013_CLASSES,
     DataError,
     load_cifar10,
     load_fer2013,
@@ -210,9 +209,10 @@ def test_equal_metric_is_no_improvement_and_val_loss_monitoring_with_min_delta()
         m = Fixed(losses)
         d = {"X_train": np.zeros((4, 1)), "y_train": np.zeros(4, int),
              "X_val": np.zeros((4, 1)), "y_val": np.zeros(4, int)}
+        def advance(solver):
+            m.epoch = solver.epoch
         return Solver(m, d, optim_config={"learning_rate": 1.0}, verbose=False, batch_size=4,
-                      num_epochs=len(losses), epoch_callback=lambda s: setattr(m, "epoch",
-                                                                               s.epoch), **kw).train()
+                      num_epochs=len(losses), epoch_callback=advance, **kw).train()
     s = run([0.5, 0.5, 0.5], monitor="val_loss")
     assert s.best_epoch == 1  # equal is not better
     s = run([0.5, 0.45, 0.35, 0.34], monitor="val_loss", min_delta=0.06)
