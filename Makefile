@@ -4,14 +4,23 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 export NNLIB_DATA ?= $(if $(wildcard ../shared/datasets),$(abspath ../shared/datasets),$(abspath data))
 
-.PHONY: help setup all test test-unit test-notebooks notebooks report readme bench lint clean
+.PHONY: help setup all test test-unit test-notebooks notebooks report readme bench lint \
+	mutation clean
 
 help:
-	@echo "make all       set up, re-run every notebook (full profile) and build the report"
-	@echo "make test      set up, run the unit tests and the smoke notebooks (nbval)"
-	@echo "make notebooks re-run the notebooks with papermill (PROFILE=smoke|full)"
-	@echo "make report    build report/report.pdf with latexmk"
-	@echo "make bench     nnlib vs Keras training throughput"
+	@echo "make setup          create .venv and install the project with all extras"
+	@echo "make all            set up, re-run every notebook (full profile, about an hour),"
+	@echo "                    build the report and refresh the README's results"
+	@echo "make test           set up; lint, unit tests, smoke notebooks (nbval), report"
+	@echo "make test-unit      the unit tests only"
+	@echo "make test-notebooks the smoke profile of every notebook under nbval"
+	@echo "make lint           ruff"
+	@echo "make notebooks      re-run the notebooks with papermill (PROFILE=smoke|full)"
+	@echo "make report         build report/report.pdf with latexmk"
+	@echo "make readme         refresh the README's results and speed tables"
+	@echo "make bench          nnlib vs Keras training throughput (refreshes the README)"
+	@echo "make mutation       mutation testing of the core with mutmut (slow: about 20 min)"
+	@echo "make clean          remove caches and LaTeX by-products"
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,5 +62,13 @@ bench: setup
 	$(PY) benchmarks/bench_mlp.py --json benchmarks/results.json
 	$(PY) scripts/update_readme.py
 
+# mutmut copies the project into mutants/ and runs the core tests against each mutant
+mutation: setup
+	$(VENV)/bin/pip install -q "mutmut>=3.3,<4"
+	rm -rf mutants
+	$(VENV)/bin/mutmut run --max-children $$(nproc) > runs/mutmut.log 2>&1 || true
+	$(VENV)/bin/mutmut results --all true > runs/mutmut-results.txt || true
+	$(PY) scripts/mutation_score.py runs/mutmut-results.txt
+
 clean:
-	rm -rf .cache report/*.aux report/*.log report/*.fls report/*.fdb_latexmk report/*.bbl report/*.blg
+	rm -rf mutants .cache report/*.aux report/*.log report/*.fls report/*.fdb_latexmk report/*.bbl report/*.blg
