@@ -173,7 +173,7 @@ def test_random_affine_warps_one_image_at_a_time():
 def test_random_affine_layer_augments_only_while_training(tmp_path):
     import keras
 
-    from nnlib.cnn import _augment_layer
+    from nnlib.cnn.augment import _augment_layer
     RandomAffine = _augment_layer()
     rng = np.random.default_rng(0)
     X = rng.uniform(0, 255, (16, 12, 10, 1)).astype(np.float32)

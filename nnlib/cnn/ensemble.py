@@ -1,0 +1,88 @@
+"""Test-time augmentation (``with_tta``: mirror images and shifts), ensembles that average
+their members' scores, and prediction of class ids."""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from nnlib.cnn.augment import _as_images
+from nnlib.cnn.backend import import_keras
+
+
+@functools.cache
+def _tta_layers():
+    """The layers of test-time augmentation, registered so that a saved TTA model loads
+    in Keras's safe mode."""
+    keras = import_keras()
+
+    @keras.saving.register_keras_serializable(package="nnlib")
+    class HorizontalFlip(keras.layers.Layer):
+        """Mirror images left-right (axis 2 of N, H, W, C)."""
+
+        def call(self, x):
+            return keras.ops.flip(x, axis=2)
+
+    @keras.saving.register_keras_serializable(package="nnlib")
+    class Translate(keras.layers.Layer):
+        """Move images by ``dx`` pixels right and ``dy`` down; the uncovered border
+        mirrors the image."""
+
+        def __init__(self, dx=0, dy=0, **kwargs):
+            super().__init__(**kwargs)
+            self.dx, self.dy = int(dx), int(dy)
+
+        def call(self, x):
+            p = max(abs(self.dx), abs(self.dy))
+            h, w = x.shape[1], x.shape[2]
+            padded = keras.ops.pad(x, [[0, 0], [p, p], [p, p], [0, 0]], mode="symmetric")
+            return padded[:, p - self.dy:p - self.dy + h, p - self.dx:p - self.dx + w, :]
+
+        def get_config(self):
+            return {**super().get_config(), "dx": self.dx, "dy": self.dy}
+
+    return HorizontalFlip, Translate
+
+
+def with_tta(model, flip=True, shift=0):
+    """A model that averages ``model``'s scores over views of each image: the image,
+    its mirror image (``flip``) and, for ``shift`` > 0, both moved by ``shift`` pixels
+    up, down, left and right (up to 10 views)."""
+    keras = import_keras()
+    HorizontalFlip, Translate = _tta_layers()
+    inputs = keras.Input(model.input_shape[1:], name="image")
+    offsets = [(0, 0)] + ([(shift, 0), (-shift, 0), (0, shift), (0, -shift)] if shift else [])
+    views = []
+    for dx, dy in offsets:
+        x = Translate(dx, dy, name=f"move_{dx}_{dy}")(inputs) if (dx, dy) != (0, 0) else inputs
+        views.append(x)
+        if flip:
+            views.append(HorizontalFlip(name=f"mirror_{dx}_{dy}")(x))
+    if len(views) == 1:
+        return model
+    outputs = keras.layers.Average(name="tta")([model(v) for v in views])
+    return keras.Model(inputs, outputs, name=f"{model.name}_tta")
+
+
+def ensemble(models):
+    """A model that averages the class scores of ``models`` (same input shape); a list of
+    one model is returned as it is. The members may share names: each is wrapped in a
+    model of its own name, ``member_<i>``."""
+    keras = import_keras()
+    if not models:
+        raise ValueError("an ensemble needs at least one model")
+    if len(models) == 1:
+        return models[0]
+    inputs = keras.Input(models[0].input_shape[1:], name="image")
+    scores = []
+    for i, m in enumerate(models):
+        member_in = keras.Input(m.input_shape[1:], name=f"image_{i}")
+        scores.append(keras.Model(member_in, m(member_in), name=f"member_{i}")(inputs))
+    outputs = keras.layers.Average(name="members")(scores)
+    return keras.Model(inputs, outputs, name=f"ensemble_{len(models)}")
+
+
+def predict_keras(model, images, batch_size=256):
+    """Class ids (N,) for uint8 images (N, 48, 48) or (N, 48, 48, 1)."""
+    return np.asarray(model.predict(_as_images(images), batch_size=batch_size,
+                                    verbose=0)).argmax(axis=1)

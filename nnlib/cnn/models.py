@@ -1,0 +1,86 @@
+"""The model zoo: VGG-style networks for FER2013 (``build_cnn``), the CPU thread and seed
+settings, and a description of the device Keras computes on."""
+from __future__ import annotations
+
+import os
+
+from nnlib.cnn.backend import import_keras, import_tensorflow
+
+# filters per block, convolutions per block, dense units, dropout before the classifier
+ARCHITECTURES = {
+    "tiny": dict(filters=(8, 16), convs=1, dense=32, dropout=0.2),
+    "compact": dict(filters=(32, 64, 128, 256), convs=1, dense=256, dropout=0.4),
+    "vgg_small": dict(filters=(32, 64, 128, 256), convs=2, dense=256, dropout=0.5),
+    "wide": dict(filters=(64, 128, 256, 256), convs=1, dense=512, dropout=0.5),
+    # a GPU's network: about 1 GFLOP an image, 20 times "compact"
+    "vgg": dict(filters=(64, 128, 256, 512), convs=2, dense=512, dropout=0.5),
+}
+
+# With Keras's default 0.99 the moving statistics lag behind a fast-changing network, so
+# a short run scores near chance on validation; 0.9 follows within a few dozen steps and
+# costs nothing on a long run.
+BN_MOMENTUM = 0.9
+
+
+def configure_tensorflow(threads=None, seed=0):
+    """Thread counts for the CPU (one pool of all cores for each op, ops run one at a
+    time, which is fastest for one model on few cores) and seeds everywhere; with
+    another Keras backend, only the seeds."""
+    keras = import_keras()
+    if keras.backend.backend() == "tensorflow":
+        tf = import_tensorflow()
+        threads = threads or os.cpu_count()
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(1)
+        except RuntimeError:  # already initialised in this process
+            pass
+    keras.utils.set_random_seed(seed)
+
+
+def build_cnn(arch="compact", input_shape=(48, 48, 1), num_classes=7, l2=1e-4):
+    """A VGG-style network: blocks of 3x3 convolutions (same padding) with batch
+    normalisation and ReLU, each followed by 2x2 max pooling; global average pooling,
+    one dense layer with dropout, softmax. ``arch`` names an entry of ARCHITECTURES."""
+    keras = import_keras()
+    layers = keras.layers
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {arch!r}; choose one of {sorted(ARCHITECTURES)}")
+    spec = ARCHITECTURES[arch]
+    reg = keras.regularizers.l2(l2) if l2 else None
+    inputs = keras.Input(input_shape, name="image")
+    x = layers.Rescaling(1 / 255.0, name="scale")(inputs)
+    for b, filters in enumerate(spec["filters"], start=1):
+        for k in range(spec["convs"]):
+            x = layers.Conv2D(filters, 3, padding="same", use_bias=False,
+                              kernel_regularizer=reg, name=f"conv{b}_{k + 1}")(x)
+            x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"bn{b}_{k + 1}")(x)
+            x = layers.ReLU(name=f"relu{b}_{k + 1}")(x)
+        x = layers.MaxPooling2D(2, name=f"pool{b}")(x)
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    x = layers.Dense(spec["dense"], kernel_regularizer=reg, name="dense")(x)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM, name="bn_dense")(x)
+    x = layers.ReLU(name="relu_dense")(x)
+    x = layers.Dropout(spec["dropout"], name="dropout")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="scores")(x)
+    return keras.Model(inputs, outputs, name=f"fer_{arch}")
+
+
+def device_description():
+    """Where Keras computes: its backend and the processor, e.g. "jax, NVIDIA H100"."""
+    keras = import_keras()
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+        d = jax.devices()[0]
+        name = d.device_kind if d.platform == "gpu" else "CPU"
+    elif backend == "torch":
+        import torch
+        name = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
+    else:
+        tf = import_tensorflow()
+        gpus = tf.config.list_physical_devices("GPU")
+        name = (tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
+                if gpus else "CPU")
+    return f"{backend}, {name} ({os.cpu_count()} CPU cores)" if name == "CPU" \
+        else f"{backend}, {name}"
