@@ -245,6 +245,13 @@ class Solver:
             return self._given_or_default("learning_rate")
         return self._lr_schedule(epoch)
 
+    def momentum_at(self, epoch):
+        """The scheduled momentum after ``epoch`` finished epochs (without a momentum
+        schedule: the given or the rule's own momentum)."""
+        if self._mom_schedule is None:
+            return self._given_or_default("momentum")
+        return self._mom_schedule(epoch)
+
     # ----------------------------------------------------------------- training
     def step(self, X_batch, y_batch):
         """One update of every parameter on one batch; returns the loss (regularisation

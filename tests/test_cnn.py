@@ -173,8 +173,8 @@ def test_random_affine_warps_one_image_at_a_time():
 def test_random_affine_layer_augments_only_while_training(tmp_path):
     import keras
 
-    from nnlib.cnn.augment import _augment_layer
-    RandomAffine = _augment_layer()
+    from nnlib.cnn.augment import random_affine_layer
+    RandomAffine = random_affine_layer()
     rng = np.random.default_rng(0)
     X = rng.uniform(0, 255, (16, 12, 10, 1)).astype(np.float32)
     layer = RandomAffine(seed=1)

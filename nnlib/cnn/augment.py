@@ -50,7 +50,7 @@ def random_affine(images, shift=0.1, rotation=0.05, zoom=0.1, flip=True):
 
 
 @functools.cache
-def _augment_layer():
+def random_affine_layer():
     """``RandomAffine``, defined once Keras is imported (registered, so that a model
     holding it loads in safe mode)."""
     keras = import_keras()
@@ -113,7 +113,7 @@ def make_dataset(X, y, batch_size, training, seed=0, shift=0.1, rotation=0.05, z
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def _as_images(X):
+def as_images(X):
     """float32 (N, H, W, 1) from uint8 (N, H, W) or (N, H, W, 1)."""
     X = np.asarray(X, dtype=np.float32)
     return X[..., None] if X.ndim == 3 else X

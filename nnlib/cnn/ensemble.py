@@ -6,12 +6,12 @@ import functools
 
 import numpy as np
 
-from nnlib.cnn.augment import _as_images
+from nnlib.cnn.augment import as_images
 from nnlib.cnn.backend import import_keras
 
 
 @functools.cache
-def _tta_layers():
+def tta_layers():
     """The layers of test-time augmentation, registered so that a saved TTA model loads
     in Keras's safe mode."""
     keras = import_keras()
@@ -49,7 +49,7 @@ def with_tta(model, flip=True, shift=0):
     its mirror image (``flip``) and, for ``shift`` > 0, both moved by ``shift`` pixels
     up, down, left and right (up to 10 views)."""
     keras = import_keras()
-    HorizontalFlip, Translate = _tta_layers()
+    HorizontalFlip, Translate = tta_layers()
     inputs = keras.Input(model.input_shape[1:], name="image")
     offsets = [(0, 0)] + ([(shift, 0), (-shift, 0), (0, shift), (0, -shift)] if shift else [])
     views = []
@@ -84,5 +84,5 @@ def ensemble(models):
 
 def predict_keras(model, images, batch_size=256):
     """Class ids (N,) for uint8 images (N, 48, 48) or (N, 48, 48, 1)."""
-    return np.asarray(model.predict(_as_images(images), batch_size=batch_size,
+    return np.asarray(model.predict(as_images(images), batch_size=batch_size,
                                     verbose=0)).argmax(axis=1)

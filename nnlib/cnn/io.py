@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from nnlib.atomic import temporary_path
-from nnlib.cnn.augment import _augment_layer
+from nnlib.cnn.augment import random_affine_layer
 from nnlib.cnn.backend import import_keras
-from nnlib.cnn.ensemble import _tta_layers
+from nnlib.cnn.ensemble import tta_layers
 from nnlib.io import ModelError
 
 
@@ -25,8 +25,8 @@ def load_keras_model(path):
     if not path.is_file():
         raise FileNotFoundError(f"no model file at {path}; train it first (notebook Q6) "
                                 "or give the right --model path")
-    _tta_layers()  # registers the TTA layers for deserialisation
-    _augment_layer()
+    tta_layers()  # registers the TTA layers for deserialisation
+    random_affine_layer()
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as e:  # Keras raises many types for a bad archive; name the file

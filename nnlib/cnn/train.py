@@ -11,7 +11,7 @@ from typing import NamedTuple
 import numpy as np
 
 from nnlib.atomic import TMP_PREFIX, temporary_path, write_text
-from nnlib.cnn.augment import _as_images, _augment_layer, make_dataset
+from nnlib.cnn.augment import as_images, random_affine_layer, make_dataset
 from nnlib.cnn.backend import import_keras
 from nnlib.cnn.io import load_keras_model
 from nnlib.cnn.models import build_cnn, device_description
@@ -104,11 +104,11 @@ def train_cnn(model, data, run_dir, epochs=60, batch_size=64, lr=1e-3, weight_de
                         shuffle=False)  # the dataset shuffles itself
     else:  # no tf.data: augment inside the (compiled) training step
         trainer = keras.Sequential([keras.Input(model.input_shape[1:], name="image"),
-                                    _augment_layer()(seed=seed, name="augment"), model])
+                                    random_affine_layer()(seed=seed, name="augment"), model])
         # steps_per_epoch: whole batches only, as in the tf.data pipeline
-        fit_data = dict(x=_as_images(data["X_train"]), y=np.asarray(data["y_train"]),
+        fit_data = dict(x=as_images(data["X_train"]), y=np.asarray(data["y_train"]),
                         batch_size=batch_size, steps_per_epoch=steps, shuffle=True,
-                        validation_data=(_as_images(data["X_val"]), np.asarray(data["y_val"])),
+                        validation_data=(as_images(data["X_val"]), np.asarray(data["y_val"])),
                         validation_batch_size=256)
     schedule = keras.optimizers.schedules.CosineDecay(lr, decay_steps=epochs * steps,
                                                       alpha=0.01)
