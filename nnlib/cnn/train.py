@@ -11,7 +11,7 @@ from typing import NamedTuple
 import numpy as np
 
 from nnlib.atomic import TMP_PREFIX, temporary_path, write_text
-from nnlib.cnn.augment import as_images, random_affine_layer, make_dataset
+from nnlib.cnn.augment import as_images, make_dataset, random_affine_layer
 from nnlib.cnn.backend import import_keras
 from nnlib.cnn.io import load_keras_model
 from nnlib.cnn.models import build_cnn, device_description
