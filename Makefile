@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 export NNLIB_DATA ?= $(if $(wildcard ../shared/datasets),$(abspath ../shared/datasets),$(abspath data))
 
 .PHONY: help setup all test test-unit test-notebooks notebooks report readme bench lint \
-	mutation clean
+	mutation postgres postgres-stop clean
 
 help:
 	@echo "make setup          create .venv and install the project with all extras"
@@ -20,6 +20,8 @@ help:
 	@echo "make readme         refresh the README's results and speed tables"
 	@echo "make bench          nnlib vs Keras training throughput (refreshes the README)"
 	@echo "make mutation       mutation testing of the core with mutmut (slow: about 20 min)"
+	@echo "make postgres       start a local PostgreSQL for distributed searches; prints its URL"
+	@echo "make postgres-stop  stop it"
 	@echo "make clean          remove caches and LaTeX by-products"
 
 $(VENV)/.installed: pyproject.toml
@@ -69,6 +71,12 @@ mutation: setup
 	$(VENV)/bin/mutmut run --max-children $$(nproc) > runs/mutmut.log 2>&1 || true
 	$(VENV)/bin/mutmut results --all true > runs/mutmut-results.txt || true
 	$(PY) scripts/mutation_score.py runs/mutmut-results.txt
+
+postgres:
+	@bash scripts/postgres.sh start
+
+postgres-stop:
+	@bash scripts/postgres.sh stop
 
 clean:
 	rm -rf mutants .cache report/*.aux report/*.log report/*.fls report/*.fdb_latexmk report/*.bbl report/*.blg

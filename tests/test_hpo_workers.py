@@ -24,13 +24,16 @@ SEARCH = {"space": {"learning_rate": {"type": "float", "low": 1e-3, "high": 1e-1
 def server():
     if not (data_root() / "fer2013").is_dir():
         pytest.skip("FER2013 is not under $NNLIB_DATA")
-    r = subprocess.run(["bash", str(ROOT / "scripts" / "postgres.sh"), "start"],
-                       capture_output=True, text=True)
+    script = ROOT / "scripts" / "postgres.sh"
+    was_running = (ROOT / "runs" / "postgres" / "data" / "postmaster.pid").exists()
+    r = subprocess.run(["bash", str(script), "start"], capture_output=True, text=True)
     if r.returncode != 0:
         if os.environ.get("NNLIB_REQUIRE_POSTGRES"):
             pytest.fail(f"PostgreSQL did not start: {r.stderr}")
         pytest.skip(f"PostgreSQL did not start: {r.stderr.strip()}")
-    return r.stdout.strip().splitlines()[-1]
+    yield r.stdout.strip().splitlines()[-1]
+    if not was_running:  # leave the machine as it was
+        subprocess.run(["bash", str(script), "stop"], capture_output=True)
 
 
 @pytest.fixture
