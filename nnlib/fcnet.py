@@ -100,7 +100,14 @@ class FullyConnectedNet:
                 f"params={self.num_params():,})")
 
     def num_params(self):
+        """Number of weights and biases."""
         return int(sum(p.size for p in self.params.values()))
+
+    @staticmethod
+    def count_params(input_dim, hidden_dims, num_classes):
+        """Number of weights and biases of a network of these sizes, without building it."""
+        dims = [int(input_dim), *map(int, hidden_dims), int(num_classes)]
+        return sum(a * b + b for a, b in zip(dims[:-1], dims[1:]))
 
     def config(self):
         """Plain-data description from which the architecture can be rebuilt."""

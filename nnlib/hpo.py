@@ -54,7 +54,7 @@ def open_storage(url, heartbeat=HEARTBEAT_SECONDS, attempts=8):
         try:
             return optuna.storages.RDBStorage(
                 url, heartbeat_interval=heartbeat, grace_period=3 * heartbeat,
-                failed_trial_callback=retry)
+                heartbeat_stale_trial_callback=retry)
         except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError,
                 sqlalchemy.exc.OperationalError):
             if attempt == attempts - 1:
@@ -141,6 +141,50 @@ def optimize_until(study, objective, n_trials):
         n_trials, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED))
     study.optimize(objective, callbacks=[stop], show_progress_bar=False)
     return study
+
+
+def run_search(name, storage, search, data, input_dim, num_classes, n_trials, seed=0):
+    """Run, resume or join the study ``name`` until it holds ``n_trials`` completed or
+    pruned trials. ``search`` (``space``, ``fixed``, ``num_epochs``; see
+    ``search_objective``) is stored with the study, so that ``python -m nnlib.hpo worker``
+    processes on other machines can share the work. Returns the study."""
+    study = open_study(name, storage, seed=seed)
+    stored = study.user_attrs.get("search")
+    if stored is not None and stored != json.loads(json.dumps(search)):
+        raise ValueError(f"study {name} was created for another search ({stored}); use "
+                         "another storage or study name")
+    study.set_user_attr("search", search)
+    return optimize_until(study, search_objective(search, data, input_dim, num_classes,
+                                                  seed=seed), n_trials)
+
+
+def scored_trials(study):
+    """The completed trials, and the pruned ones that reported at least one epoch."""
+    import optuna
+    pruned = optuna.trial.TrialState.PRUNED
+    return [t for t in study.trials
+            if t.value is not None or (t.state == pruned and t.intermediate_values)]
+
+
+def trial_score(trial):
+    """Validation accuracy of a trial; for a pruned one, its best epoch before pruning."""
+    return trial.value if trial.value is not None else max(trial.intermediate_values.values())
+
+
+def trials_frame(study, params):
+    """The scored trials as a DataFrame (``params``, val_acc, state, epochs), best first."""
+    import pandas as pd
+    rows = [{**{p: t.params.get(p) for p in params}, "val_acc": trial_score(t),
+             "state": t.state.name.lower(), "epochs": len(t.intermediate_values)}
+            for t in scored_trials(study)]
+    return pd.DataFrame(rows).sort_values("val_acc", ascending=False)
+
+
+def topology_weights(params, input_dim, num_classes):
+    """Number of weights and biases of the network a topology trial's ``params``
+    (``n_layers``, ``units_1`` ...) describe."""
+    hidden = [params[f"units_{i + 1}"] for i in range(params["n_layers"])]
+    return FullyConnectedNet.count_params(input_dim, hidden, num_classes)
 
 
 def fer_search_data(profile, seed=0):

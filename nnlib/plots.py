@@ -30,3 +30,34 @@ def plot_confusion(cm, classes):
     axes[0].set_ylabel("true")
     fig.tight_layout()
     return fig
+
+
+def plot_curves(histories, title=None, best_epoch=None, train_label="training"):
+    """Learning curves: loss (left) and classification error (right) per epoch, training
+    against validation. ``histories`` maps ``train_loss_history``, ``val_loss_history``,
+    ``train_acc_history`` and ``val_acc_history`` to per-epoch lists (a Solver's
+    attributes, or an Optuna trial's user attributes); ``best_epoch`` (1-based) is marked
+    with a dotted line. Returns the matplotlib figure."""
+    import matplotlib.pyplot as plt
+    h = {k: np.asarray(histories[k], dtype=float) for k in
+         ("train_loss_history", "val_loss_history", "train_acc_history", "val_acc_history")}
+    lengths = {len(v) for v in h.values()}
+    if len(lengths) != 1:
+        raise ValueError(f"plot_curves: the histories differ in length ({sorted(lengths)})")
+    ep = np.arange(1, lengths.pop() + 1)
+    fig, axes = plt.subplots(1, 2, figsize=(8, 2.8))
+    axes[0].plot(ep, h["train_loss_history"], label=train_label)
+    axes[0].plot(ep, h["val_loss_history"], label="validation")
+    axes[0].set_ylabel("loss")
+    axes[1].plot(ep, 1 - h["train_acc_history"], label=train_label)
+    axes[1].plot(ep, 1 - h["val_acc_history"], label="validation")
+    axes[1].set_ylabel("classification error")
+    for ax in axes:
+        ax.set_xlabel("epoch")
+        if best_epoch is not None:
+            ax.axvline(best_epoch, color="k", ls=":", lw=1)
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return fig

@@ -18,3 +18,16 @@ def test_confusion_figure_shows_counts_and_row_percentages():
 def test_confusion_shape_must_match_classes():
     with pytest.raises(ValueError, match=r"shape \(2, 2\), expected \(3, 3\)"):
         plot_confusion(np.eye(2, dtype=int), ["a", "b", "c"])
+
+
+def test_learning_curves_plot_losses_and_errors():
+    from nnlib.plots import plot_curves
+    h = {"train_loss_history": [2.0, 1.0], "val_loss_history": [2.5, 1.5],
+         "train_acc_history": [0.4, 0.7], "val_acc_history": [0.3, 0.6]}
+    fig = plot_curves(h, "title", best_epoch=2)
+    loss, err = fig.axes
+    np.testing.assert_allclose(loss.lines[1].get_ydata(), [2.5, 1.5])
+    np.testing.assert_allclose(err.lines[0].get_ydata(), [0.6, 0.3])  # 1 - accuracy
+    assert err.lines[2].get_xdata()[0] == 2  # the best epoch's marker
+    with pytest.raises(ValueError, match="differ in length"):
+        plot_curves(dict(h, val_acc_history=[0.1]))
