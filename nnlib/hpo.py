@@ -20,6 +20,7 @@ import os
 import random
 import sys
 import time
+import warnings
 
 import numpy as np
 
@@ -49,12 +50,14 @@ def open_storage(url, heartbeat=HEARTBEAT_SECONDS, attempts=8):
     import sqlalchemy.exc
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
-    retry = optuna.storages.RetryFailedTrialCallback(max_retry=1)
     for attempt in range(attempts):
         try:
-            return optuna.storages.RDBStorage(
-                url, heartbeat_interval=heartbeat, grace_period=3 * heartbeat,
-                heartbeat_stale_trial_callback=retry)
+            with warnings.catch_warnings():  # heartbeats are marked experimental
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)
+                return optuna.storages.RDBStorage(
+                    url, heartbeat_interval=heartbeat, grace_period=3 * heartbeat,
+                    heartbeat_stale_trial_callback=retry)
         except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError,
                 sqlalchemy.exc.OperationalError):
             if attempt == attempts - 1:

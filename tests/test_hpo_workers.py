@@ -102,7 +102,8 @@ def test_a_killed_workers_trial_is_failed_and_retried(database):
     assert not [t for t in ts if t.state == optuna.trial.TrialState.RUNNING]
     failed = [t for t in ts if t.state == optuna.trial.TrialState.FAIL]
     assert [t.number for t in failed] == [running[0].number]
-    retried = [t for t in ts if t.system_attrs.get("failed_trial") == running[0].number]
+    retried_from = optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number
+    retried = [t for t in ts if retried_from(t) == running[0].number]
     assert len(retried) == 1 and retried[0].params == running[0].params
     assert retried[0].state == optuna.trial.TrialState.COMPLETE
 
