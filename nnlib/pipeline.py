@@ -1,7 +1,8 @@
 """Re-execute the numbered notebooks with papermill, in order, in place.
 
-    python -m nnlib.pipeline --profile full            # every notebook
+    python -m nnlib.pipeline --profile full            # every notebook (about an hour)
     python -m nnlib.pipeline --profile smoke --only Q1 Q4
+    python -m nnlib.pipeline --only Q5 -p storage postgresql://user@host:port/db
 
 Stops at the first failing cell with the notebook, the cell and the error; the log of
 each run goes to runs/pipeline/<notebook>.log.
@@ -9,6 +10,7 @@ each run goes to runs/pipeline/<notebook>.log.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -26,7 +28,7 @@ def notebooks(only=None):
     return found
 
 
-def run(profile, only=None, timeout=None):
+def run(profile, only=None, timeout=None, params=None):
     import papermill as pm
     from tqdm import tqdm
 
@@ -48,7 +50,8 @@ def run(profile, only=None, timeout=None):
         with open(log_path, "w") as log:
             try:
                 pm.execute_notebook(str(nb), str(out_dir / nb.name),
-                                    parameters={"profile": profile}, cwd=str(NOTEBOOKS_DIR),
+                                    parameters={"profile": profile, **(params or {})},
+                                    cwd=str(NOTEBOOKS_DIR),
                                     log_output=True, stdout_file=log, stderr_file=log,
                                     progress_bar=True, execution_timeout=timeout)
             except pm.PapermillExecutionError as e:
@@ -58,12 +61,30 @@ def run(profile, only=None, timeout=None):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--profile", choices=PROFILES, default="full")
+    parser = argparse.ArgumentParser(
+        prog="python -m nnlib.pipeline", description=__doc__.splitlines()[0],
+        epilog="The smoke profile runs every notebook on small subsets in a few minutes and "
+               "writes into runs/smoke/; the full profile reproduces the committed results "
+               "(about an hour on two cores, longer where runs must be retrained) and "
+               "rewrites the notebooks, figures/ and report/generated/.")
+    parser.add_argument("--profile", choices=PROFILES, default="full",
+                        help="smoke (minutes, a test) or full (the results; about an hour)")
     parser.add_argument("--only", nargs="*", help="question ids, e.g. Q1 Q4")
     parser.add_argument("--timeout", type=int, default=None, help="seconds per cell")
+    parser.add_argument("-p", "--param", nargs=2, action="append", default=[],
+                        metavar=("NAME", "VALUE"),
+                        help="a papermill parameter of the notebooks, e.g. -p storage URL "
+                             "(VALUE is read as JSON when it parses, else as a string)")
     args = parser.parse_args(argv)
-    run(args.profile, args.only, args.timeout)
+    run(args.profile, args.only, args.timeout, dict(_parse_value(p) for p in args.param))
+
+
+def _parse_value(pair):
+    name, value = pair
+    try:
+        return name, json.loads(value)
+    except ValueError:
+        return name, value
 
 
 if __name__ == "__main__":
