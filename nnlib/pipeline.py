@@ -5,13 +5,15 @@
     python -m nnlib.pipeline --only Q5 -p storage postgresql://user@host:port/db
 
 Stops at the first failing cell with the notebook, the cell and the error; the log of
-each run goes to runs/pipeline/<notebook>.log.
+each run goes to runs/pipeline/<notebook>.log. Progress bars and library start-up logs
+belong on the terminal: they are removed from the executed notebooks (``clean_outputs``).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -26,6 +28,39 @@ def notebooks(only=None):
         wanted = {o.upper() for o in only}
         found = [nb for nb in found if nb.name.split("_")[0].upper() in wanted]
     return found
+
+
+# stderr lines that are noise, not results: tqdm bars (redrawn with carriage returns),
+# tqdm's warning about missing widgets, TensorFlow/absl/CUDA start-up logs
+_NOISE = re.compile(
+    r"^\s*$|^\s*\d+%\|.*\|.*\]\s*$|TqdmWarning: IProgress not found|"
+    r"from \.autonotebook import tqdm|^WARNING: All log messages before absl|"
+    r"^[IWE]\d{4} [\d:. ]+\d+ \w+\.cc:\d+\]")
+
+
+def clean_outputs(nb):
+    """Drop the noise above from the stderr outputs of notebook ``nb`` (nbformat node,
+    changed in place); stdout, results and real warnings stay. Returns ``nb``."""
+    for cell in nb.cells:
+        outputs = []
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream" and out.get("name") == "stderr":
+                kept = [line for line in re.split(r"[\r\n]", out["text"])
+                        if not _NOISE.search(line)]
+                if not kept:
+                    continue
+                out["text"] = "\n".join(kept) + "\n"
+            outputs.append(out)
+        cell["outputs"] = outputs
+    return nb
+
+
+def _clean_file(path):
+    import nbformat
+
+    from nnlib.atomic import write_text
+    nb = nbformat.read(path, as_version=4)
+    write_text(path, nbformat.writes(clean_outputs(nb)) + "\n")
 
 
 def run(profile, only=None, timeout=None, params=None):
@@ -57,6 +92,7 @@ def run(profile, only=None, timeout=None, params=None):
             except pm.PapermillExecutionError as e:
                 sys.exit(f"\n{nb.name} failed in cell {e.exec_count}: {e.ename}: {e.evalue}\n"
                          f"see {out_dir / nb.name} and {log_path}")
+        _clean_file(out_dir / nb.name)
         tqdm.write(f"{nb.name}: {time.time() - start:.0f} s")
 
 
