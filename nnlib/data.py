@@ -82,12 +82,10 @@ def read_images(paths, mode, shape=None):
     return np.stack(arrays)
 
 
-def read_class_folders(folder, classes, mode, prefixes=None):
-    """Images in ``folder/<class>/`` -> (X, y, paths).
-
-    classes: names in label-id order; a subfolder with another name is an error.
-    prefixes: keep only files whose name starts with one of these (e.g. "PublicTest_").
-    """
+def class_folder_files(folder, classes):
+    """Image paths in ``folder/<class>/`` (sorted by class folder, then file name) and
+    their label ids (N,). classes: names in label-id order; a subfolder with another
+    name, or a folder inside a class folder, is an error."""
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"missing folder {folder}")
@@ -96,7 +94,7 @@ def read_class_folders(folder, classes, mode, prefixes=None):
     unknown = [p.name for p in subdirs if p.name.lower() not in index]
     if unknown:
         raise DataError(f"{folder} has class folders {unknown} that are not among the "
-                        f"expected classes {list(classes)}")
+                        f"expected classes {list(classes)}; rename or remove them")
     paths, labels = [], []
     for sub in subdirs:
         nested = sorted(p.name for p in sub.iterdir() if p.is_dir())
@@ -104,13 +102,23 @@ def read_class_folders(folder, classes, mode, prefixes=None):
             raise DataError(f"{sub} holds the folder(s) {nested}: images must lie directly "
                             f"in the class folder; move them into {sub} or remove the folder")
         files = list_images(sub)
-        if prefixes:
-            files = [f for f in files if f.name.startswith(tuple(prefixes))]
         paths += files
         labels += [index[sub.name.lower()]] * len(files)
+    return paths, np.array(labels, dtype=np.int64)
+
+
+def read_class_folders(folder, classes, mode, prefixes=None):
+    """Images in ``folder/<class>/`` -> (X, y, paths); see ``class_folder_files``.
+
+    prefixes: keep only files whose name starts with one of these (e.g. "PublicTest_").
+    """
+    paths, labels = class_folder_files(folder, classes)
+    if prefixes:
+        keep = [i for i, p in enumerate(paths) if p.name.startswith(tuple(prefixes))]
+        paths, labels = [paths[i] for i in keep], labels[keep]
     if not paths:
         raise DataError(f"{folder} holds no images in class folders {list(classes)}")
-    return read_images(paths, mode), np.array(labels, dtype=np.int64), paths
+    return read_images(paths, mode), labels, paths
 
 
 # ---------------------------------------------------------------------------- split

@@ -26,6 +26,7 @@ from nnlib.data import (
     FER_TEST_SPLITS,
     IMAGE_SUFFIXES,
     DataError,
+    class_folder_files,
     fer_usage,
     list_images,
     read_fer_csv_rows,
@@ -120,7 +121,9 @@ def load_fer_eval_data(path, split="test"):
             FER2013_CLASSES):  # a data set's root: its test/ folder holds the test images
         return load_fer_eval_data(path / "test", split)
     if subdirs:
-        files, labels = _class_folder_files(path)
+        files, labels = class_folder_files(path, FER2013_CLASSES)
+        if not files:
+            raise DataError(f"{path} holds no images in its emotion folders")
     else:
         files, labels = list_images(path), None
         if not files:
@@ -130,28 +133,6 @@ def load_fer_eval_data(path, split="test"):
     files = [files[i] for i in keep]
     return (read_images(files, "L"), None if labels is None else labels[keep], files,
             _counts(usages, keep))
-
-
-def _class_folder_files(folder):
-    """Image paths in ``folder/<emotion>/`` (sorted) and their label ids."""
-    index = {c: i for i, c in enumerate(FER2013_CLASSES)}
-    subdirs = sorted(p for p in folder.iterdir() if p.is_dir())
-    unknown = [p.name for p in subdirs if p.name.lower() not in index]
-    if unknown:
-        raise DataError(f"{folder} has folders {unknown} that are not emotion classes "
-                        f"{list(FER2013_CLASSES)}; rename or remove them")
-    files, labels = [], []
-    for sub in subdirs:
-        nested = sorted(p.name for p in sub.iterdir() if p.is_dir())
-        if nested:
-            raise DataError(f"{sub} holds the folder(s) {nested}: images must lie directly "
-                            f"in the class folder; move them into {sub} or remove the folder")
-        found = list_images(sub)
-        files += found
-        labels += [index[sub.name.lower()]] * len(found)
-    if not files:
-        raise DataError(f"{folder} holds no images in its emotion folders")
-    return files, np.array(labels, dtype=np.int64)
 
 
 def _keep(usages, split, source):
