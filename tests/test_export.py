@@ -57,3 +57,19 @@ def test_an_unchanged_figure_exports_byte_for_byte(tmp_path, monkeypatch):
     ex.figure(fig, "line")
     assert (pdf.read_bytes(), pdf.with_suffix(".png").read_bytes()) == first
     plt.close(fig)
+
+
+def test_project_root_without_an_editable_install(tmp_path, monkeypatch):
+    import nnlib.paths as paths
+    project = tmp_path / "proj"
+    (project / "notebooks").mkdir(parents=True)
+    (project / "pyproject.toml").write_text("[project]\nname = 'nnlib'\n")
+    (project / "sub").mkdir()
+    site = tmp_path / "site-packages" / "nnlib"
+    site.mkdir(parents=True)
+    monkeypatch.setattr(paths, "__file__", str(site / "paths.py"))
+    monkeypatch.delenv("NNLIB_ROOT", raising=False)
+    assert paths.find_root(project / "sub") == project
+    assert paths.find_root(tmp_path) == tmp_path  # nothing found: the working directory
+    monkeypatch.setenv("NNLIB_ROOT", str(tmp_path))
+    assert paths.find_root(project) == tmp_path
