@@ -91,7 +91,9 @@ class LoadedModel:
 
 
 def load_fer_eval_data(path, split="test"):
-    """The images of ``split`` in the data set at ``path``.
+    """The images of ``split`` in the data set at ``path``: a FER2013 root in any layout
+    ``nnlib.data.load_fer2013`` reads (``fer2013.csv``, ``test/<emotion>/`` or
+    ``labels_public.txt``), or a CSV, a folder of emotion folders, or a flat folder.
 
     split: "test" (every test image: PublicTest, PrivateTest and images of unknown split,
     i.e. everything but Training rows/files), "PublicTest", "PrivateTest" or "all".
@@ -105,6 +107,8 @@ def load_fer_eval_data(path, split="test"):
         X, y, usages = read_fer_csv_rows(path, default_usage="test")
         keep = _keep(usages, split, path)
         return X[keep], y[keep], None, _counts(usages, keep)
+    if path.is_dir() and (path / "fer2013.csv").is_file():  # a data set's root
+        return load_fer_eval_data(path / "fer2013.csv", split)
     if path.is_file() and path.name == "labels_public.txt":
         path = path.parent
     if not path.is_dir():

@@ -472,3 +472,18 @@ def test_zip_that_is_not_an_npz_cache(tmp_path):
         z.writestr("hello.txt", "not arrays")
     with pytest.warns(RuntimeWarning, match="rebuilding"):
         assert len(load_fer2013(root, val_size=None)["y_train"]) == 3
+
+
+def test_every_layout_of_a_data_set_root_gives_its_test_split(tmp_path):
+    model_path = save_model(tmp_path / "m.npz", *small_model())
+    csv_root = tmp_path / "csv"
+    csv_root.mkdir()
+    fer_csv(csv_root / "fer2013.csv", ["Training"] * 4 + ["PublicTest"] * 3 + ["PrivateTest"] * 2)
+    folders = tmp_path / "folders"
+    for split, name in (("train", "Training_0.png"), ("test", "PublicTest_0.png"),
+                        ("test", "PublicTest_1.png"), ("test", "PrivateTest_0.png")):
+        (folders / split / "fear").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.zeros((48, 48), np.uint8), "L").save(folders / split / "fear" / name)
+    assert evaluate(model_path, csv_root, "PublicTest")["counts"] == {"PublicTest": 3}
+    assert evaluate(model_path, folders, "PublicTest")["counts"] == {"PublicTest": 2}
+    assert evaluate(model_path, folders)["counts"] == {"PrivateTest": 1, "PublicTest": 2}
