@@ -10,6 +10,7 @@ from PIL import Image
 
 from nnlib import FullyConnectedNet, Solver, linear_backward, linear_forward
 from nnlib.data import (
+    FER2013_CLASSES,
     DataError,
     load_cifar10,
     load_fer2013,
@@ -467,3 +468,34 @@ def test_cifar_batch_errors_and_types(tmp_path):
     with pytest.raises(DataError, match=r"test_batch is not a CIFAR-10 python batch "
                                         r"\(ValueError\('2 images but 1 labels'\)\)"):
         load_cifar10(tmp_path / "cifar10", cache=False)
+
+
+def test_data_root_subsample_and_seeded_validation_split(tmp_path, monkeypatch):
+    from nnlib.data import data_root, subsample
+    from nnlib.paths import PROJ_ROOT
+    monkeypatch.setenv("NNLIB_DATA", str(tmp_path))
+    assert data_root() == tmp_path
+    monkeypatch.delenv("NNLIB_DATA")
+    assert data_root() == PROJ_ROOT / "data"
+    X, y = np.arange(100), np.repeat([0, 1], 50)
+    Xs, ys = subsample(X, y, 10, seed=0)
+    assert len(Xs) == 10 and np.bincount(ys).tolist() == [5, 5]  # stratified
+    assert set(Xs) <= set(X) and np.array_equal(X[Xs], Xs) and np.array_equal(y[Xs], ys)
+    assert not np.array_equal(Xs, subsample(X, y, 10, seed=1)[0])
+    assert subsample(X, y, 100)[0] is X and subsample(X, y, None)[0] is X
+    root = tmp_path / "fer2013"
+    for i in range(20):
+        label = FER2013_CLASSES[i % 2]
+        (root / "train" / label).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.full((48, 48), i, np.uint8), "L").save(
+            root / "train" / label / f"Training_{i}.png")
+    a = load_fer2013(root, val_size=0.2, seed=0)
+    b = load_fer2013(root, val_size=0.2, seed=1)
+    assert not np.array_equal(a["X_val"], b["X_val"])
+    np.testing.assert_array_equal(a["X_val"], load_fer2013(root, val_size=0.2, seed=0)["X_val"])
+
+
+def test_fit_transform_equals_fit_then_transform():
+    X = np.random.default_rng(0).integers(0, 256, (10, 3, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(Preprocessor().fit_transform(X),
+                                  Preprocessor().fit(X).transform(X))

@@ -49,3 +49,20 @@ def test_linear_ramp_and_bad_specs():
         make_schedule({"gamma": 0.5}, 1.0)
     assert make_schedule({"name": "step", "base": 0.2}, 1.0)(0) == 0.2
     assert math.isclose(make_schedule({"name": "step"}, 1.0)(10), 0.1)
+
+
+def test_schedule_defaults():
+    """The documented defaults: step 0.1 every 10, exponential 0.95, cosine to 0,
+    linear ramp over 1 epoch, plateau mode max, patience 3, factor 0.5."""
+    assert make_schedule({"name": "step"}, 1.0)(9) == 1.0
+    assert make_schedule({"name": "exponential"}, 1.0)(2) == pytest.approx(0.9025)
+    cos = make_schedule({"name": "cosine", "num_epochs": 2}, 1.0)
+    assert [cos(e) for e in (0, 1, 2)] == pytest.approx([1.0, 0.5, 0.0])
+    assert make_schedule({"name": "linear", "end": 0.9}, 0.5)(1) == pytest.approx(0.9)
+    plateau = make_schedule({"name": "plateau"}, 1.0)
+    values = [plateau(e, m) for e, m in enumerate([0.5, 0.4, 0.4, 0.4, 0.4], start=1)]
+    assert values == [1.0, 1.0, 1.0, 1.0, 0.5]  # four bad epochs > patience 3
+    assert plateau(6) == 0.5  # without a metric: the current value
+    s = make_schedule({"name": "plateau", "patience": 0, "mode": "min"}, 1.0)
+    assert [s(e, m) for e, m in enumerate([1.0, 1.0, 0.5], start=1)] == [1.0, 0.5, 0.5]
+    assert repr(make_schedule({"name": "step", "gamma": 0.5}, 2.0)) == "Step(base=2, gamma=0.5)"
