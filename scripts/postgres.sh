@@ -30,11 +30,21 @@ as_db() {  # the server refuses to run as root: use the postgres account then
 }
 case "$action" in
   stop)
-    if [ -f "$base/data/postmaster.pid" ]; then as_db "$bin/pg_ctl" -D "$base/data" -m fast stop; fi
+    for dir in "$base" /tmp/nnlib-postgres; do
+      if [ -f "$dir/data/postmaster.pid" ]; then as_db "$bin/pg_ctl" -D "$dir/data" -m fast stop; fi
+    done
     ;;
   start)
     mkdir -p "$base"
-    if [ "$(id -u)" = 0 ]; then chown postgres "$base"; fi
+    if [ "$(id -u)" = 0 ]; then
+      chown postgres "$base"
+      if ! runuser -u postgres -- test -w "$base"; then
+        # a checkout in a folder the postgres account cannot enter (e.g. under /root)
+        base=/tmp/nnlib-postgres
+        echo "runs/postgres is not reachable by the postgres account; using $base" >&2
+        mkdir -p "$base" && chown postgres "$base"
+      fi
+    fi
     if [ ! -f "$base/data/PG_VERSION" ]; then
       as_db "$bin/initdb" -D "$base/data" -U postgres --auth=trust >/dev/null
     fi
