@@ -40,8 +40,15 @@ _NOISE = re.compile(
 
 def clean_outputs(nb):
     """Drop the noise above from the stderr outputs of notebook ``nb`` (nbformat node,
-    changed in place); stdout, results and real warnings stay. Returns ``nb``."""
+    changed in place), and the machine's folders from papermill's record of the run;
+    stdout, results and real warnings stay. Returns ``nb``."""
+    record = nb.metadata.get("papermill", {})
+    for key in ("input_path", "output_path"):
+        if record.get(key):
+            record[key] = Path(record[key]).name
     for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
         outputs = []
         for out in cell.get("outputs", []):
             if out.get("output_type") == "stream" and out.get("name") == "stderr":
@@ -50,6 +57,12 @@ def clean_outputs(nb):
                 if not kept:
                     continue
                 out["text"] = "\n".join(kept) + "\n"
+            previous = outputs[-1] if outputs else None
+            if (previous is not None and out.get("output_type") == "stream"
+                    and previous.get("output_type") == "stream"
+                    and previous.get("name") == out.get("name")):
+                previous["text"] += out["text"]  # one block, as Jupyter shows it
+                continue
             outputs.append(out)
         cell["outputs"] = outputs
     return nb

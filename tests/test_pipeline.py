@@ -10,6 +10,7 @@ def test_progress_bars_and_start_up_logs_leave_the_notebook():
     cell.outputs = [
         stream("stream", name="stderr", text="\r  0%|          | 0/10 [00:00<?, ?batch/s]"),
         stream("stream", name="stdout", text="(Epoch 1 / 2) loss 1.0\n"),
+        stream("stream", name="stdout", text="(Epoch 2 / 2) loss 0.5\n"),
         stream("stream", name="stderr", text="\r 50%|#####     | 5/10 [00:01<00:01, 5.0batch/s]"
                                             "\r                \r\n"),
         stream("stream", name="stderr", text="/home/me/.venv/tqdm/auto.py:21: TqdmWarning: "
@@ -22,7 +23,8 @@ def test_progress_bars_and_start_up_logs_leave_the_notebook():
     nb.cells = [cell]
     clean_outputs(nb)
     assert [(o.name, o.text) for o in cell.outputs] == [
-        ("stdout", "(Epoch 1 / 2) loss 1.0\n"), ("stderr", "RuntimeWarning: loss became nan\n")]
+        ("stdout", "(Epoch 1 / 2) loss 1.0\n(Epoch 2 / 2) loss 0.5\n"),
+        ("stderr", "RuntimeWarning: loss became nan\n")]
 
 
 def test_parameters_from_the_command_line():
