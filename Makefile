@@ -55,8 +55,13 @@ PROFILE ?= full
 notebooks: setup
 	$(PY) -m nnlib.pipeline --profile $(PROFILE)
 
+# the PDF's dates and ID come from the last commit of its sources, so that a rebuild of
+# unchanged sources gives the same bytes (and leaves git status clean)
+REPORT_INPUTS := report/main.tex report/sections report/generated report/refs.bib figures
 report:
-	cd report && latexmk -g -pdf -interaction=nonstopmode -halt-on-error -jobname=report main.tex
+	cd report && SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct -- $(addprefix ../,$(REPORT_INPUTS)) \
+	  2>/dev/null || echo 0) FORCE_SOURCE_DATE=1 \
+	  latexmk -g -pdf -interaction=nonstopmode -halt-on-error -jobname=report main.tex
 	@if grep -nE "undefined|Overfull|File .* not found" report/report.log; then \
 	  echo "report/report.log: undefined references or citations, missing files or overfull boxes (above)"; exit 1; fi
 
