@@ -499,3 +499,49 @@ def test_fit_transform_equals_fit_then_transform():
     X = np.random.default_rng(0).integers(0, 256, (10, 3, 3), dtype=np.uint8)
     np.testing.assert_array_equal(Preprocessor().fit_transform(X),
                                   Preprocessor().fit(X).transform(X))
+
+
+def test_layer_and_loss_messages_and_list_inputs():
+    from nnlib import dropout_backward, dropout_forward, relu_backward, relu_forward, softmax
+    from nnlib._checks import check_finite, check_labels
+    np.testing.assert_array_equal(relu_forward([[-1.0, 2.0]]), [[0.0, 2.0]])  # lists work
+    assert relu_backward(np.ones((1, 2), np.float32), np.array([[-1.0, 0.0]])).dtype == np.float32
+    np.testing.assert_array_equal(relu_backward(np.ones((1, 3)), np.array([[-1.0, 0.0, 2.0]])),
+                                  [[0.0, 0.0, 1.0]])  # no gradient at exactly 0
+    with pytest.raises(TypeError, match="^X must be a numeric array, got dtype <U1$"):
+        relu_forward(np.array(["a"]))
+    with pytest.raises(TypeError, match="^X must be a numeric array"):
+        dropout_forward(np.array(["a"]), 0.5)
+    with pytest.raises(TypeError, match="^logits must be a numeric array"):
+        softmax(np.array([["a"]]), np.array([0]))
+    with pytest.raises(ValueError, match=r"^softmax: logits must have shape \(N, C\), got \(3,\)$"):
+        softmax(np.zeros(3), np.array([0]))
+    with pytest.raises(ValueError, match=r"^relu_backward: dout has shape \(2,\) but X has \(3,\)$"):
+        relu_backward(np.zeros(2), np.zeros(3))
+    with pytest.raises(ValueError, match=r"^linear layer: X must have shape \(N, d1, \.\.\., dk\), "
+                                         r"got \(3,\); add a batch axis with X\[None\] for a "
+                                         r"single sample$"):
+        linear_forward(np.zeros(3), np.zeros((3, 2)), np.zeros(2))
+    with pytest.raises(ValueError, match=r"^dropout_backward: pass the mask returned by "
+                                         r"dropout_forward\(\.\.\., train=True\); got mask of "
+                                         r"shape None for dout of shape \(2, 2\)$"):
+        dropout_backward(np.zeros((2, 2)), None, 0.5)
+    with pytest.raises(ValueError, match=r"got mask of shape \(2,\) for dout of shape \(2, 2\)"):
+        dropout_backward(np.zeros((2, 2)), np.ones(2), 0.5)
+    with pytest.raises(TypeError, match="^dropout_forward: seed must be None, an int or a "
+                                        "np.random.Generator, not str$"):
+        dropout_forward(np.zeros(2), 0.5, seed="1")
+    with pytest.raises(ValueError, match=r"^X contains 2 NaN or inf values; clean or impute"):
+        check_finite(np.array([np.nan, 1.0, np.inf]), "X")
+    check_finite(np.array([1, 2]), "X")  # integers cannot hold NaN
+    with pytest.raises(ValueError, match=r"^y holds labels in \[-1, 1\] but there are 2 "
+                                         r"classes; labels must lie in \[0, 1\]$"):
+        check_labels(np.array([-1, 1]), 2, 2)
+    with pytest.raises(ValueError, match=r"^dropout p is the probability of dropping a unit "
+                                         r"and must lie in \[0, 1\), got 1$"):
+        dropout_forward(np.zeros(2), 1)
+    u = np.random.default_rng(4).random((3, 4), dtype=np.float32)
+    out, mask = dropout_forward(np.ones((3, 4), np.float32), 0.5, seed=np.random.default_rng(4))
+    np.testing.assert_array_equal(mask, (u > 0.5).astype(np.float32))  # the generator's draws
+    np.testing.assert_array_equal(out, mask * 2)
+    assert dropout_backward(np.ones(2), None, 0.5, train=False).tolist() == [1.0, 1.0]
