@@ -516,7 +516,8 @@ def test_layer_and_loss_messages_and_list_inputs():
         softmax(np.array([["a"]]), np.array([0]))
     with pytest.raises(ValueError, match=r"^softmax: logits must have shape \(N, C\), got \(3,\)$"):
         softmax(np.zeros(3), np.array([0]))
-    with pytest.raises(ValueError, match=r"^relu_backward: dout has shape \(2,\) but X has \(3,\)$"):
+    with pytest.raises(ValueError,
+                       match=r"^relu_backward: dout has shape \(2,\) but X has \(3,\)$"):
         relu_backward(np.zeros(2), np.zeros(3))
     with pytest.raises(ValueError, match=r"^linear layer: X must have shape \(N, d1, \.\.\., dk\), "
                                          r"got \(3,\); add a batch axis with X\[None\] for a "
