@@ -546,3 +546,21 @@ def test_layer_and_loss_messages_and_list_inputs():
     np.testing.assert_array_equal(mask, (u > 0.5).astype(np.float32))  # the generator's draws
     np.testing.assert_array_equal(out, mask * 2)
     assert dropout_backward(np.ones(2), None, 0.5, train=False).tolist() == [1.0, 1.0]
+
+
+@pytest.mark.parametrize("change", [
+    {"update_rule": "sgd"}, {"optim_config": {"learning_rate": 0.04}}, {"lr_decay": 0.9},
+    {"lr_schedule": {"name": "step"}}, {"batch_size": 8}, {"monitor": "val_loss"},
+    {"seed": 2}, {"momentum_schedule": {"name": "linear", "end": 0.9}}])
+def test_a_checkpoint_of_another_run_is_refused(tmp_path, change):
+    d = blobs()
+    make(d, checkpoint_dir=tmp_path, num_epochs=1).train()
+    key = next(iter(change))
+    with pytest.raises(CheckpointError, match=rf"another run \(different \['{key}'\]"):
+        make(d, checkpoint_dir=tmp_path, resume=True, **change)
+    other = Solver(FullyConnectedNet([9], input_dim=6, num_classes=3, seed=0), d,
+                   update_rule="sgd_momentum", optim_config={"learning_rate": 0.05},
+                   batch_size=16, seed=1, verbose=False)
+    with pytest.raises(CheckpointError, match=r"different \['model'\]"):
+        other.load_checkpoint(tmp_path)
+    assert make(d, checkpoint_dir=tmp_path, resume=True, num_epochs=5, patience=2).epoch == 1

@@ -196,3 +196,64 @@ def test_coursework_seeded_dropout_masks():
     scores = h @ W2 + b2
     logp = scores - np.log(np.exp(scores).sum(1, keepdims=True))
     assert model.loss(X, y)[0] == pytest.approx(-logp[np.arange(4), y].mean())
+
+
+def test_documented_defaults_and_boundaries(capsys):
+    d = recorder_data()
+    s = Solver(Recorder(), d)
+    assert (s.num_epochs, s.batch_size, s.num_train_samples, s.num_val_samples,
+            s.eval_batch_size, s.lr_decay, s.monitor, s.patience, s.min_delta) == (
+        10, 100, 1000, None, 1000, 1.0, "val_acc", None, 0.0)
+    assert (s.resume, s.verbose, s.augment, s.print_every, s.seed) == (False, True, None,
+                                                                      None, None)
+    assert s.update_rule is sgd and s.optim_config == {}
+    # the smallest allowed values are allowed
+    Solver(Recorder(), d, num_epochs=0, batch_size=1, eval_batch_size=1, num_train_samples=1,
+           num_val_samples=1, patience=0, print_every=1, lr_decay=1.0, verbose=False).train()
+    for bad in ({"num_val_samples": 0}, {"eval_batch_size": 0}, {"print_every": 0},
+                {"lr_decay": 1.5}, {"batch_size": True}, {"monitor": "accuracy"}):
+        with pytest.raises(ValueError, match="Solver: (.* must|monitor must be one of "
+                                             r"\['val_acc', 'val_loss'\], got 'accuracy')"):
+            Solver(Recorder(), d, **bad)
+    with pytest.raises(ValueError, match="num_val_samples must be an integer >= 1 or None, "
+                                         "got 0"):
+        Solver(Recorder(), d, num_val_samples=0)
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 1, got 0"):
+        Solver(Recorder(), d, batch_size=0)
+    with pytest.raises(ValueError, match=r"the momentum schedule's value must lie in \[0, 1\)"):
+        Solver(Recorder(), d, update_rule="sgd_momentum",
+               momentum_schedule={"name": "linear", "base": 1.0, "end": 0.5})
+    with pytest.raises(ValueError, match=r"the momentum schedule's value must lie in \[0, 1\)"):
+        Solver(Recorder(), d, update_rule="sgd_momentum",
+               momentum_schedule={"name": "linear", "base": 0.5, "end": 1.0,
+                                  "num_epochs": 10 ** 5})
+    capsys.readouterr()
+    run(Recorder(), d, num_epochs=2, verbose=True)
+    err = capsys.readouterr().err
+    assert "8/8" in err and "batch" in err  # 2 epochs of 4 batches on the terminal
+    run(Recorder(), d, num_epochs=2, verbose=False)
+    assert capsys.readouterr().err == ""
+
+
+def test_generators_are_seeded_and_separate():
+    d = recorder_data()
+    a, b, c = (Solver(Recorder(), d, seed=s, verbose=False) for s in (3, 3, 4))
+    assert a.eval_rng.random() == b.eval_rng.random() != c.eval_rng.random()
+    assert a.rng.random() != a.eval_rng.random()
+    assert np.random.default_rng(3).random() == Solver(Recorder(), d, seed=3).rng.random()
+
+
+def test_lr_decay_and_the_plateau_mode_follow_the_options():
+    log = []
+    run(Recorder(), recorder_data(), num_epochs=3, update_rule=recording_rule(log),
+        optim_config={"learning_rate": 0.8}, lr_decay=0.5)
+    assert [lr for lr, _ in log[::4]] == pytest.approx([0.8, 0.4, 0.2])
+    log.clear()
+    run(Recorder(), recorder_data(), num_epochs=3, update_rule=recording_rule(log),
+        optim_config={"learning_rate": 0.8})
+    assert [lr for lr, _ in log[::4]] == [0.8, 0.8, 0.8]
+    s = Solver(Recorder(), recorder_data(), monitor="val_loss", lr_schedule={"name": "plateau"})
+    assert s._lr_schedule.options["mode"] == "min"
+    s = Solver(Recorder(), recorder_data(), lr_schedule={"name": "plateau", "mode": "max"},
+               monitor="val_loss")
+    assert s._lr_schedule.options["mode"] == "max"  # a given mode wins
