@@ -19,7 +19,7 @@ help:
 	@echo "make report         build report/report.pdf with latexmk"
 	@echo "make readme         refresh the README's results and speed tables"
 	@echo "make bench          nnlib vs Keras training throughput (refreshes the README)"
-	@echo "make mutation       mutation testing of the core with mutmut (slow: about 20 min)"
+	@echo "make mutation       mutation testing of the core with mutmut (slow: about 25 min)"
 	@echo "make postgres       start a local PostgreSQL for distributed searches; prints its URL"
 	@echo "make postgres-stop  stop it"
 	@echo "make clean          remove caches and LaTeX by-products"
