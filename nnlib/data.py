@@ -326,7 +326,10 @@ def read_fer_csv_rows(path, default_usage="Training"):
     path = Path(path)
     with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
-        missing = {"emotion", "pixels"} - set(reader.fieldnames or ())
+        if reader.fieldnames is None:
+            raise DataError(f"{path} is empty; expected a header emotion,pixels,Usage and "
+                            "one row per image")
+        missing = {"emotion", "pixels"} - set(reader.fieldnames)
         if missing:
             raise DataError(f"{path}: header {reader.fieldnames} lacks columns "
                             f"{sorted(missing)}; expected emotion,pixels,Usage")

@@ -44,6 +44,9 @@ class LoadedModel:
 
     def __init__(self, path):
         self.path = Path(path)
+        if self.path.is_dir():
+            raise ModelError(f"{self.path} is a folder, not a model file; give the .npz or "
+                             ".keras file itself")
         if not self.path.is_file():
             raise FileNotFoundError(f"no model file at {self.path}; train it first (notebooks "
                                     "Q5 and Q6) or pass the right --model path")

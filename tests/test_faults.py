@@ -487,3 +487,15 @@ def test_every_layout_of_a_data_set_root_gives_its_test_split(tmp_path):
     assert evaluate(model_path, csv_root, "PublicTest")["counts"] == {"PublicTest": 3}
     assert evaluate(model_path, folders, "PublicTest")["counts"] == {"PublicTest": 2}
     assert evaluate(model_path, folders)["counts"] == {"PrivateTest": 1, "PublicTest": 2}
+
+
+def test_a_folder_for_a_model_and_an_empty_csv(tmp_path, capsys):
+    model_path = save_model(tmp_path / "m.npz", *small_model())
+    (tmp_path / "folder.npz").mkdir()
+    (tmp_path / "empty.csv").write_text("")
+    fer_csv(tmp_path / "t.csv", ["PublicTest"] * 2)
+    for model, data, message in ((tmp_path / "folder.npz", tmp_path / "t.csv", "is a folder"),
+                                 (model_path, tmp_path / "empty.csv", "empty.csv is empty")):
+        with pytest.raises(SystemExit) as e:
+            main(["--model", str(model), "--data", str(data)])
+        assert e.value.code == 2 and message in capsys.readouterr().err
