@@ -60,6 +60,11 @@ class LoadedModel:
             self.input_shape = tuple(self.preprocessor.image_shape)
             self.kind = "nnlib"
         elif suffix == ".keras":
+            try:
+                import keras  # noqa: F401
+            except ImportError:
+                raise ModelError(f"{self.path} is a Keras model and Keras is not installed "
+                                 "here: pip install -e '.[cnn]'") from None
             from nnlib.cnn import load_keras_model
             self.model = load_keras_model(self.path)
             self.input_shape = tuple(self.model.input_shape[1:3])

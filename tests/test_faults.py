@@ -499,3 +499,19 @@ def test_a_folder_for_a_model_and_an_empty_csv(tmp_path, capsys):
         with pytest.raises(SystemExit) as e:
             main(["--model", str(model), "--data", str(data)])
         assert e.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_keras_model_without_keras_installed(tmp_path, capsys, monkeypatch):
+    import builtins
+    real_import = builtins.__import__
+
+    def no_keras(name, *args, **kwargs):
+        if name == "keras":
+            raise ModuleNotFoundError("No module named 'keras'")
+        return real_import(name, *args, **kwargs)
+    monkeypatch.setattr(builtins, "__import__", no_keras)
+    (tmp_path / "m.keras").write_bytes(b"PK")
+    fer_csv(tmp_path / "t.csv", ["PublicTest"])
+    with pytest.raises(SystemExit) as e:
+        main(["--model", str(tmp_path / "m.keras"), "--data", str(tmp_path / "t.csv")])
+    assert e.value.code == 2 and "Keras is not installed here" in capsys.readouterr().err
