@@ -14,14 +14,13 @@ import hashlib
 import os
 import pickle
 import warnings
-import zipfile
-import zlib
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from nnlib.atomic import atomic_open
+from nnlib.io import READ_ERRORS
 from nnlib.paths import PROJ_ROOT
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
@@ -149,7 +148,7 @@ def _cached(key_parts, build, classes, use_cache=True):
             with np.load(path, allow_pickle=False) as z:
                 out = {k: z[k] for k in z.files}
             return _check_dataset(out, classes)
-        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as e:
+        except READ_ERRORS as e:
             warnings.warn(f"cache file {path} is unreadable or inconsistent ({e}); "
                           "rebuilding it from the data", RuntimeWarning, stacklevel=3)
     out = _check_dataset(build(), classes)

@@ -13,6 +13,7 @@ images of which split were scored.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
@@ -60,11 +61,9 @@ class LoadedModel:
             self.input_shape = tuple(self.preprocessor.image_shape)
             self.kind = "nnlib"
         elif suffix == ".keras":
-            try:
-                import keras  # noqa: F401
-            except ImportError:
+            if importlib.util.find_spec("keras") is None:  # without importing it yet
                 raise ModelError(f"{self.path} is a Keras model and Keras is not installed "
-                                 "here: pip install -e '.[cnn]'") from None
+                                 "here: pip install -e '.[cnn]'")
             from nnlib.cnn import load_keras_model
             self.model = load_keras_model(self.path)
             self.input_shape = tuple(self.model.input_shape[1:3])

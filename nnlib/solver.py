@@ -22,8 +22,6 @@ import json
 import math
 import time
 import warnings
-import zipfile
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +30,7 @@ from tqdm import tqdm
 from nnlib._checks import check_labels
 from nnlib.atomic import atomic_open
 from nnlib.classifiers import softmax
+from nnlib.io import READ_ERRORS
 from nnlib.optim import get_update_rule
 from nnlib.schedules import Plateau, make_schedule
 
@@ -440,7 +439,7 @@ class Solver:
         try:
             with np.load(path, allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}
-        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as e:
+        except READ_ERRORS as e:
             raise CheckpointError(f"checkpoint {path} is unreadable ({type(e).__name__}: {e}); "
                                   "move it away to start afresh") from None
         if "state" not in arrays:
@@ -450,9 +449,9 @@ class Solver:
         try:
             state = json.loads(str(arrays.pop("state")))
             self._restore(path, state, arrays)
+        except CheckpointError:
+            raise
         except (ValueError, KeyError, TypeError, AttributeError) as e:
-            if isinstance(e, CheckpointError):
-                raise
             raise CheckpointError(f"checkpoint {path} is incomplete or damaged "
                                   f"({type(e).__name__}: {e}); move it away to start "
                                   "afresh") from None

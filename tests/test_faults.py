@@ -502,14 +502,12 @@ def test_a_folder_for_a_model_and_an_empty_csv(tmp_path, capsys):
 
 
 def test_a_keras_model_without_keras_installed(tmp_path, capsys, monkeypatch):
-    import builtins
-    real_import = builtins.__import__
+    import importlib.util
+    real_find_spec = importlib.util.find_spec
 
     def no_keras(name, *args, **kwargs):
-        if name == "keras":
-            raise ModuleNotFoundError("No module named 'keras'")
-        return real_import(name, *args, **kwargs)
-    monkeypatch.setattr(builtins, "__import__", no_keras)
+        return None if name == "keras" else real_find_spec(name, *args, **kwargs)
+    monkeypatch.setattr(importlib.util, "find_spec", no_keras)
     (tmp_path / "m.keras").write_bytes(b"PK")
     fer_csv(tmp_path / "t.csv", ["PublicTest"])
     with pytest.raises(SystemExit) as e:
