@@ -26,6 +26,9 @@ def temporary_path(path):
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{TMP_PREFIX}{path.stem}-",
                                suffix=path.suffix)
     os.close(fd)
+    # mkstemp makes the file private (0600); the result keeps the mode of the file it
+    # replaces, or gets the one a plain open() would give a new file
+    os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask())
     try:
         yield Path(tmp)
         with open(tmp, "rb+") as f:
@@ -58,6 +61,12 @@ def write_bytes(path, data):
 def write_text(path, text, encoding="utf-8"):
     """Replace ``path`` by ``text`` atomically."""
     return write_bytes(path, text.encode(encoding))
+
+
+def _umask():
+    mask = os.umask(0o022)  # the only way to read it is to set it
+    os.umask(mask)
+    return mask
 
 
 def _fsync_dir(folder):

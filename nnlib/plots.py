@@ -61,3 +61,32 @@ def plot_curves(histories, title=None, best_epoch=None, train_label="training"):
     if title:
         fig.suptitle(title, fontsize=9)
     return fig
+
+
+def plot_runs(histories, title=None):
+    """Learning curves of several training runs on shared axes: loss (left) and accuracy
+    (right) per epoch, validation solid and training dashed, one colour and marker per
+    run. ``histories`` maps a label to a mapping of ``loss``, ``val_loss``, ``accuracy``
+    and ``val_accuracy`` per-epoch lists (a Keras history). Returns the figure."""
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3), layout="constrained")
+    markers = "osD^vP*X"
+    for n, (label, h) in enumerate(histories.items()):
+        missing = {"loss", "val_loss", "accuracy", "val_accuracy"} - set(h)
+        if missing:
+            raise ValueError(f"plot_runs: the history of {label!r} lacks {sorted(missing)}")
+        ep = np.arange(1, len(h["val_loss"]) + 1)
+        style = dict(lw=1, marker=markers[n % len(markers)], ms=3,
+                     markevery=max(1, len(ep) // 8), color=f"C{n}")
+        for ax, key in zip(axes, ("loss", "accuracy")):
+            ax.plot(ep, h[f"val_{key}"], label=label, **style)
+            ax.plot(ep, h[key], ls="--", **style)
+            ax.set_ylabel(key)
+    for ax in axes:
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=7, title="solid: validation\ndashed: training (augmented)",
+                   title_fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return fig

@@ -17,7 +17,9 @@ from nnlib.cnn import (  # noqa: E402
     predict_keras,
     random_affine,
     save_keras_model,
+    select_members,
     stop_run,
+    store_in_ensemble,
     train_cnn,
     train_member,
     with_tta,
@@ -254,6 +256,57 @@ def test_train_member_reads_back_members_and_warm_restarts(trained, tmp_path):
         np.testing.assert_array_equal(w1, w2)
 
 
+def test_members_stored_once_in_the_ensemble_read_back(trained, tmp_path):
+    data = trained[1]
+    spec = dict(seed=0, arch="tiny", epochs=1, batch_size=16)
+    first, run0 = train_member(spec, tmp_path, data, verbose=0)
+    warm_spec = dict(spec, seed=1, init=0, lr=3e-4)
+    warm, run1 = train_member(warm_spec, tmp_path, data, verbose=0)
+    path = tmp_path / "ensemble.keras"
+    save_keras_model(with_tta(ensemble([warm, first])), path)  # member_0 is seed 1
+    assert store_in_ensemble(path, tmp_path, [1, 0]) == [1, 0]
+    assert not list(tmp_path.glob("seed*/best.keras"))
+    assert store_in_ensemble(path, tmp_path, [1, 0]) == []  # nothing left to do
+    # both read back from the ensemble, the warm restart's settings (which name its
+    # start's file) still match, and nothing is trained again
+    for s, model, run in ((spec, first, run0), (warm_spec, warm, run1)):
+        again, run2 = train_member(s, tmp_path, data, verbose=0)
+        assert run2.history == run.history
+        for w1, w2 in zip(model.get_weights(), again.get_weights()):
+            np.testing.assert_array_equal(w1, w2)
+    assert not list(tmp_path.glob("seed*/best.keras"))
+    # an ensemble that no longer holds the member's weights is named, not used
+    save_keras_model(with_tta(ensemble([build_cnn("tiny"), first])), path)
+    with pytest.raises(ValueError, match="no longer holds the best weights"):
+        train_member(warm_spec, tmp_path, data, verbose=0)
+
+
+def test_storing_weights_that_differ_removes_nothing(trained, tmp_path):
+    data = trained[1]
+    model, _ = train_member(dict(seed=0, arch="tiny", epochs=1, batch_size=16), tmp_path,
+                            data, verbose=0)
+    path = tmp_path / "ensemble.keras"
+    save_keras_model(ensemble([build_cnn("tiny"), model]), path)
+    with pytest.raises(ValueError, match="does not hold the best weights"):
+        store_in_ensemble(path, tmp_path, [0, 5])
+    assert (tmp_path / "seed0" / "best.keras").exists()
+
+
+def test_select_members_ranks_then_picks_size_and_view():
+    y = np.array([0, 1, 2, 0])
+    onehot = np.eye(3)
+    right, wrong = onehot[y], onehot[[1, 2, 0, 1]]
+    half = onehot[[0, 1, 0, 1]]  # 2 of 4 right
+    scores = {(0, "none"): half, (0, "flip"): right,  # better with the mirror view
+              (1, "none"): right, (1, "flip"): right,
+              (2, "none"): wrong, (2, "flip"): wrong}
+    sel = select_members(scores, y, ["none", "flip"])
+    assert sel.alone == [0.5, 1.0, 0.0] and sel.ranked == [1, 0, 2]
+    assert sel.grid.loc[2, "flip"] == 1.0 and sel.grid.loc[3, "none"] < 1.0
+    # model 1 alone is already perfect: ties go to the fewest members, then the first view
+    assert (sel.n_members, sel.view, sel.kept) == (1, "none", [1])
+
+
 def test_save_keras_model_skips_an_unchanged_model(trained, tmp_path):
     model = trained[0]
     path = tmp_path / "m.keras"
@@ -266,6 +319,22 @@ def test_save_keras_model_skips_an_unchanged_model(trained, tmp_path):
                                   other.get_weights()[0])
     path.write_text("not a keras file")
     assert save_keras_model(model, path)
+
+
+def test_saved_models_are_compressed_without_loss(trained, tmp_path):
+    import zipfile
+    model = build_cnn("compact")  # enough weights for the compression to show
+    raw, packed = tmp_path / "raw.keras", tmp_path / "packed.keras"
+    model.save(raw)  # Keras's own archive: stored, not compressed
+    assert save_keras_model(model, packed)
+    with zipfile.ZipFile(packed) as z:
+        assert {i.compress_type for i in z.infolist()} == {zipfile.ZIP_DEFLATED}
+    assert packed.stat().st_size < 0.95 * raw.stat().st_size
+    for a, b in zip(load_keras_model(packed).get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    # an uncompressed file of the same network is rewritten compressed, once
+    raw.replace(packed)
+    assert save_keras_model(model, packed) and not save_keras_model(model, packed)
 
 
 class Killed(Exception):

@@ -61,6 +61,17 @@ def test_killed_save_model_keeps_the_old_file(tmp_path, monkeypatch):
     np.testing.assert_array_equal(load_model(path)[0].params["W1"], model.params["W1"])
 
 
+def test_atomic_writes_keep_the_file_mode(tmp_path):
+    from nnlib.atomic import write_text
+    new = write_text(tmp_path / "new.txt", "a")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert new.stat().st_mode & 0o777 == 0o666 & ~umask  # as open() would make it
+    new.chmod(0o640)
+    write_text(new, "b")
+    assert new.stat().st_mode & 0o777 == 0o640 and new.read_text() == "b"
+
+
 def test_killed_exports_keep_the_old_files(tmp_path, monkeypatch):
     import matplotlib
     matplotlib.use("Agg")

@@ -14,14 +14,22 @@ the model's first layer, so a saved ``.keras`` file carries its preprocessing.
 | ``models`` | the architectures and ``build_cnn``, thread and seed settings, the device |
 | ``augment`` | random affine warps (tf.data or a Keras layer) and the tf.data pipeline |
 | ``train`` | ``train_cnn`` (resumable, crash-safe), ``stop_run``, ``measure_throughput`` |
-| ``members`` | ``train_member``: one ensemble member trained or read back |
-| ``ensemble`` | test-time augmentation, ensembles, ``predict_keras`` |
+| ``members`` | ``train_member``: one ensemble member trained or read back; ``store_in_ensemble`` |
+| ``ensemble`` | test-time augmentation, ensembles, choosing members and views, ``predict_keras`` |
+| ``stored`` | a finished run's weights kept once, in the ensemble that holds them |
 | ``io`` | ``load_keras_model`` (safe mode, clear errors), ``save_keras_model`` (atomic) |
 """
 from nnlib.cnn.augment import make_dataset, random_affine
-from nnlib.cnn.ensemble import ensemble, predict_keras, with_tta
+from nnlib.cnn.ensemble import (
+    Selection,
+    ensemble,
+    member_scores,
+    predict_keras,
+    select_members,
+    with_tta,
+)
 from nnlib.cnn.io import load_keras_model, save_keras_model
-from nnlib.cnn.members import MEMBER_DEFAULTS, train_member
+from nnlib.cnn.members import MEMBER_DEFAULTS, store_in_ensemble, train_member
 from nnlib.cnn.models import (
     ARCHITECTURES,
     BN_MOMENTUM,
@@ -32,9 +40,9 @@ from nnlib.cnn.models import (
 from nnlib.cnn.train import PATIENCE, TrainedRun, measure_throughput, stop_run, train_cnn
 
 __all__ = [
-    "ARCHITECTURES", "BN_MOMENTUM", "MEMBER_DEFAULTS", "PATIENCE", "TrainedRun",
+    "ARCHITECTURES", "BN_MOMENTUM", "MEMBER_DEFAULTS", "PATIENCE", "Selection", "TrainedRun",
     "build_cnn", "configure_tensorflow", "device_description", "ensemble",
-    "load_keras_model", "make_dataset", "measure_throughput", "predict_keras",
-    "random_affine", "save_keras_model", "stop_run", "train_cnn", "train_member",
-    "with_tta",
+    "load_keras_model", "make_dataset", "measure_throughput", "member_scores",
+    "predict_keras", "random_affine", "save_keras_model", "select_members", "stop_run",
+    "store_in_ensemble", "train_cnn", "train_member", "with_tta",
 ]

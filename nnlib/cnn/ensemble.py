@@ -1,8 +1,10 @@
 """Test-time augmentation (``with_tta``: mirror images and shifts), ensembles that average
-their members' scores, and prediction of class ids."""
+their members' scores, the choice of members and views on validation data
+(``select_members``), and prediction of class ids."""
 from __future__ import annotations
 
 import functools
+from typing import NamedTuple
 
 import numpy as np
 
@@ -86,3 +88,52 @@ def predict_keras(model, images, batch_size=256):
     """Class ids (N,) for uint8 images (N, 48, 48) or (N, 48, 48, 1)."""
     return np.asarray(model.predict(as_images(images), batch_size=batch_size,
                                     verbose=0)).argmax(axis=1)
+
+
+def member_scores(models, images, views, batch_size=256):
+    """Class scores of each model under each test-time view: {(i, view name): (N, C)}.
+    ``views`` maps a name to ``with_tta`` keywords, e.g. {"flip": dict(flip=True)}."""
+    X = as_images(images)
+    return {(i, v): np.asarray(with_tta(m, **kw).predict(X, batch_size=batch_size, verbose=0))
+            for i, m in enumerate(models) for v, kw in views.items()}
+
+
+class Selection(NamedTuple):
+    """What ``select_members`` chose, and the evidence: ``alone`` (each model's accuracy
+    with no extra view), ``ranked`` (model indices, best first), ``grid`` (accuracy of the
+    best k models, rows k = 1.., under each view, columns), and the choice: the first
+    ``n_members`` of ``ranked`` under ``view``."""
+    alone: list
+    ranked: list
+    grid: object
+    n_members: int
+    view: str
+
+    @property
+    def kept(self):
+        return self.ranked[:self.n_members]
+
+
+def select_members(scores, y, views):
+    """Choose an ensemble on validation data: rank the models by their accuracy alone
+    (no extra view), then take the best k of them under the view that scores highest;
+    on ties, the fewest members, then the earliest view in ``views``.
+
+    scores: ``member_scores``'s dict {(i, view): (N, C)}; y: (N,) true classes;
+    views: the view names, cheapest first. Returns a ``Selection``."""
+    import pandas as pd
+    views = list(views)
+    y = np.asarray(y)
+    n = 1 + max(i for i, _ in scores)
+
+    def accuracy(which, v):
+        return float(np.mean(np.mean([scores[i, v] for i in which], axis=0).argmax(1) == y))
+
+    alone = [accuracy([i], views[0]) for i in range(n)]
+    ranked = sorted(range(n), key=lambda i: -alone[i])  # stable: ties keep their order
+    sizes = range(1, n + 1)
+    grid = pd.DataFrame({v: [accuracy(ranked[:k], v) for k in sizes] for v in views},
+                        index=pd.Index(sizes, name="members"))
+    k, view = max(((k, v) for k in sizes for v in views),
+                  key=lambda kv: (grid.loc[kv], -kv[0], -views.index(kv[1])))
+    return Selection(alone, ranked, grid, int(k), view)

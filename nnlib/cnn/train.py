@@ -13,8 +13,9 @@ import numpy as np
 from nnlib.atomic import TMP_PREFIX, temporary_path, write_text
 from nnlib.cnn.augment import as_images, make_dataset, random_affine_layer
 from nnlib.cnn.backend import import_keras
-from nnlib.cnn.io import load_keras_model
+from nnlib.cnn.io import load_keras_model, write_keras
 from nnlib.cnn.models import build_cnn, device_description
+from nnlib.cnn.stored import best_weights, file_digest
 
 PATIENCE = 20  # epochs without a better validation accuracy before a run stops
 
@@ -57,7 +58,6 @@ def train_cnn(model, data, run_dir, epochs=60, batch_size=64, lr=1e-3, weight_de
     passes included; the images/s count the training passes only (the whole epochs where
     a history has no ``val_seconds``). Either way ``model`` ends with the best weights.
     """
-    import hashlib
     import json
 
     keras = import_keras()
@@ -70,12 +70,12 @@ def train_cnn(model, data, run_dir, epochs=60, batch_size=64, lr=1e-3, weight_de
                     weight_decay=weight_decay, patience=patience, seed=seed,
                     n_train=len(data["X_train"]), n_val=len(data["X_val"]))
     if init is not None:  # only then, so that the records of other runs still match
-        settings["init"] = hashlib.sha256(Path(init).read_bytes()).hexdigest()
+        settings["init"] = file_digest(Path(init))
     record = _read_record(record_path)
 
     same = record is not None and record["settings"] == settings
     if same and record["finished"]:
-        model.set_weights(load_keras_model(run_dir / "best.keras").get_weights())
+        model.set_weights(best_weights(run_dir))
         if history_path.exists():
             return _read_history(history_path, settings)._replace(
                 device=record.get("device"), stopped=record.get("stopped"))
@@ -92,7 +92,7 @@ def train_cnn(model, data, run_dir, epochs=60, batch_size=64, lr=1e-3, weight_de
     else:  # a fresh run: forget the files of an earlier one
         history_path.unlink(missing_ok=True)
         if init is not None:
-            model.set_weights(load_keras_model(init).get_weights())
+            model.set_weights(best_weights(Path(init).parent))
     write_text(record_path, json.dumps({"settings": settings, "finished": False}))
 
     if augment_in_graph is None:
@@ -161,8 +161,7 @@ def _finish_run(model, run_dir, settings):
     best_model = load_keras_model(run_dir / "best.keras")
     model.set_weights(best_model.get_weights())  # fit leaves the last epoch's
     # the optimizer state in the checkpoint is of no use once the run has finished
-    with temporary_path(run_dir / "best.keras") as tmp:
-        best_model.save(tmp)
+    write_keras(best_model, run_dir / "best.keras")
     run = _read_history(run_dir / "history.csv", settings)._replace(
         device=device_description())
     write_text(run_dir / "run.json", json.dumps({
@@ -318,8 +317,7 @@ def _save_best(model, path):
         def on_epoch_end(self, epoch, logs=None):
             if logs["val_accuracy"] > self.best:
                 self.best = logs["val_accuracy"]
-                with temporary_path(path) as tmp:
-                    model.save(tmp)
+                write_keras(model, path)
 
     return SaveBest()
 
