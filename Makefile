@@ -4,11 +4,14 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 export NNLIB_DATA ?= $(if $(wildcard ../shared/datasets),$(abspath ../shared/datasets),$(abspath data))
 
-.PHONY: help setup all test test-unit test-notebooks notebooks report readme bench lint \
-	mutation postgres postgres-stop clean
+.PHONY: help setup system-packages lock lab all test test-unit test-notebooks notebooks report \
+	readme bench lint mutation postgres postgres-stop clean
 
 help:
-	@echo "make setup          create .venv and install the project with all extras"
+	@echo "make setup          install the Debian packages needed (LaTeX, PostgreSQL) when"
+	@echo "                    missing, create .venv from requirements.lock (about 2.9 GB)"
+	@echo "make lock           re-resolve requirements.lock (UPGRADE=1: newest allowed versions)"
+	@echo "make lab            JupyterLab on the notebooks (root or not, container or not)"
 	@echo "make all            set up, re-run every notebook (full profile, about an hour),"
 	@echo "                    build the report and refresh the README's results"
 	@echo "make test           set up; lint, unit tests, smoke notebooks (nbval), report"
@@ -24,13 +27,33 @@ help:
 	@echo "make postgres-stop  stop it"
 	@echo "make clean          remove caches and LaTeX by-products"
 
-$(VENV)/.installed: pyproject.toml
+# the tested versions of every dependency (requirements.lock), then nnlib itself
+$(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e ".[all]"
+	$(VENV)/bin/pip install -q -r requirements.lock
+	$(VENV)/bin/pip install -q --no-deps -e .
 	touch $@
 
-setup: $(VENV)/.installed
+setup: system-packages $(VENV)/.installed
+
+system-packages:
+	@bash scripts/system_packages.sh
+
+# requirements.lock: pyproject.toml's dependencies (all extras) resolved for Linux and
+# Python 3.11, preferring the versions installed in .venv (the tested ones)
+LOCK_PYTHON := 3.11.5
+lock: $(VENV)/.installed
+	$(VENV)/bin/pip install -q "uv>=0.4"
+	$(VENV)/bin/pip freeze --exclude-editable > .cache-installed.txt
+	$(VENV)/bin/uv pip compile pyproject.toml --extra all --no-annotate --custom-compile-command "make lock" \
+	  --python-version $(LOCK_PYTHON) --python-platform x86_64-unknown-linux-gnu \
+	  $(if $(UPGRADE),--upgrade,-c .cache-installed.txt) -o requirements.lock
+	rm -f .cache-installed.txt
+
+# --allow-root: a container or a fresh machine often runs as root, which Lab refuses
+lab: setup
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
 all: setup
 	$(MAKE) notebooks PROFILE=full

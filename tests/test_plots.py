@@ -31,3 +31,18 @@ def test_learning_curves_plot_losses_and_errors():
     assert err.lines[2].get_xdata()[0] == 2  # the best epoch's marker
     with pytest.raises(ValueError, match="differ in length"):
         plot_curves(dict(h, val_acc_history=[0.1]))
+
+
+def test_run_curves_plot_each_run_with_its_own_marker():
+    from nnlib.plots import plot_runs
+    runs = {"seed 0": {"loss": [2.0, 1.0], "val_loss": [2.2, 1.4], "accuracy": [0.3, 0.6],
+                       "val_accuracy": [0.25, 0.5]},
+            "seed 1": {"loss": [1.8, 0.9, 0.7], "val_loss": [2.0, 1.3, 1.2],
+                       "accuracy": [0.35, 0.62, 0.7], "val_accuracy": [0.3, 0.55, 0.58]}}
+    fig = plot_runs(runs)
+    loss, acc = fig.axes[:2]
+    np.testing.assert_allclose(acc.lines[2].get_ydata(), [0.3, 0.55, 0.58])  # seed 1, val
+    assert acc.lines[3].get_linestyle() == "--"  # its training curve
+    assert loss.lines[0].get_marker() != loss.lines[2].get_marker()
+    with pytest.raises(ValueError, match="'seed 2' lacks \\['val_accuracy'\\]"):
+        plot_runs({"seed 2": {"loss": [1], "val_loss": [1], "accuracy": [1]}})
