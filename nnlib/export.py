@@ -17,13 +17,30 @@ PROFILES = ("smoke", "full")
 _NUMBER_WORDS = ["Zero", "One", "Two", "Three", "Four", "Five", "Six", "Seven", "Eight", "Nine"]
 
 
-def get_profile(default="full"):
-    """The run profile: $NNLIB_PROFILE if set, else ``default`` (a notebook parameter)."""
-    profile = os.environ.get("NNLIB_PROFILE") or default
+def get_profile(explicit=None):
+    """The run profile: ``explicit`` (a notebook's ``profile`` parameter) when it is given,
+    else $NNLIB_PROFILE when set, else "full"."""
+    profile = explicit or os.environ.get("NNLIB_PROFILE") or "full"
     if profile not in PROFILES:
-        raise ValueError(f"profile must be one of {PROFILES}, got {profile!r} "
-                         "(check NNLIB_PROFILE)")
+        source = "the profile parameter" if explicit else "NNLIB_PROFILE"
+        raise ValueError(f"profile must be one of {PROFILES}, got {profile!r} (check {source})")
     return profile
+
+
+def choose_budget(profile, budgets, **given):
+    """A notebook's budget: ``budgets[profile]`` (a dict of epochs, trials, ...) with each
+    ``given`` value that is not None (a papermill parameter) in its place.
+
+    >>> choose_budget("smoke", {"smoke": {"epochs": 2}, "full": {"epochs": 60}}, epochs=None)
+    {'epochs': 2}
+    """
+    budget = dict(budgets[profile])
+    unknown = sorted(set(given) - set(budget))
+    if unknown:
+        raise ValueError(f"unknown budget parameter(s) {unknown}; this notebook's are "
+                         f"{sorted(budget)}")
+    budget.update({k: v for k, v in given.items() if v is not None})
+    return budget
 
 
 def macro_name(question, key):

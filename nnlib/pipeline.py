@@ -38,10 +38,17 @@ _NOISE = re.compile(
     r"^[IWE]\d{4} [\d:. ]+\d+ \w+\.cc:\d+\]")
 
 
+# What JupyterLab writes for ipykernel's kernel: a notebook stored with anything else is
+# marked modified as soon as it is opened
+KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+
+
 def clean_outputs(nb):
     """Drop the noise above from the stderr outputs of notebook ``nb`` (nbformat node,
     changed in place), and the machine's folders from papermill's record of the run;
-    stdout, results and real warnings stay. Returns ``nb``."""
+    stdout, results and real warnings stay; the kernelspec becomes ``KERNELSPEC``.
+    Returns ``nb``."""
+    nb.metadata["kernelspec"] = dict(KERNELSPEC)
     record = nb.metadata.get("papermill", {})
     for key in ("input_path", "output_path"):
         if record.get(key):
@@ -76,6 +83,20 @@ def _clean_file(path):
     write_text(path, nbformat.writes(clean_outputs(nb)) + "\n")
 
 
+def _without_injected_parameters(path):
+    """A copy of the notebook at ``path`` (under runs/pipeline/input/) without the cell of
+    parameters that an earlier papermill run injected: papermill keeps that cell when it
+    is given no parameters, and its values would override the profile."""
+    import nbformat
+
+    from nnlib.atomic import write_text
+    nb = nbformat.read(path, as_version=4)
+    nb.cells = [c for c in nb.cells
+                if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
+    nb.metadata.get("papermill", {}).pop("parameters", None)
+    return write_text(RUNS_DIR / "pipeline" / "input" / path.name, nbformat.writes(nb) + "\n")
+
+
 def run(profile, only=None, timeout=None, params=None):
     import papermill as pm
     from tqdm import tqdm
@@ -83,6 +104,8 @@ def run(profile, only=None, timeout=None, params=None):
     todo = notebooks(only)
     if not todo:
         sys.exit(f"no notebooks matching {only} in {NOTEBOOKS_DIR}")
+    # the profile reaches the notebooks through the environment, so that only parameters
+    # given with -p are injected (an injected value beats the environment's)
     os.environ["NNLIB_PROFILE"] = profile
     for var in ("NNLIB_DATA", "NNLIB_CACHE"):  # the kernels run in notebooks/
         if os.environ.get(var):
@@ -97,8 +120,8 @@ def run(profile, only=None, timeout=None, params=None):
         log_path = log_dir / f"{nb.stem}.log"
         with open(log_path, "w") as log:
             try:
-                pm.execute_notebook(str(nb), str(out_dir / nb.name),
-                                    parameters={"profile": profile, **(params or {})},
+                pm.execute_notebook(str(_without_injected_parameters(nb)),
+                                    str(out_dir / nb.name), parameters=params or None,
                                     cwd=str(NOTEBOOKS_DIR),
                                     log_output=True, stdout_file=log, stderr_file=log,
                                     progress_bar=True, execution_timeout=timeout)

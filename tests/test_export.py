@@ -14,12 +14,25 @@ def test_macro_names_have_no_digits():
     assert macro_name(6, "macro_f1") == "QSixMacroFOne"
 
 
-def test_profile_from_environment(monkeypatch):
+def test_explicit_profile_beats_the_environment(monkeypatch):
+    monkeypatch.delenv("NNLIB_PROFILE", raising=False)
+    assert get_profile(None) == "full"
     monkeypatch.setenv("NNLIB_PROFILE", "smoke")
-    assert get_profile("full") == "smoke"
+    assert get_profile(None) == "smoke" and get_profile("full") == "full"
     monkeypatch.setenv("NNLIB_PROFILE", "huge")
     with pytest.raises(ValueError, match="NNLIB_PROFILE"):
-        get_profile("full")
+        get_profile(None)
+    with pytest.raises(ValueError, match="the profile parameter"):
+        get_profile("fast")
+
+
+def test_budget_parameters_override_the_profile():
+    from nnlib.export import choose_budget
+    budgets = {"full": {"epochs": 60, "trials": 16}, "smoke": {"epochs": 2, "trials": 2}}
+    assert choose_budget("full", budgets, epochs=None, trials=None) == budgets["full"]
+    assert choose_budget("smoke", budgets, epochs=5, trials=None) == {"epochs": 5, "trials": 2}
+    with pytest.raises(ValueError, match=r"unknown budget parameter\(s\) \['epoch'\]"):
+        choose_budget("full", budgets, epoch=3)
 
 
 def test_smoke_exports_stay_out_of_the_report(tmp_path, monkeypatch):
