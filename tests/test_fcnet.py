@@ -1,3 +1,6 @@
+import time
+import zipfile
+
 import numpy as np
 import pytest
 
@@ -91,7 +94,7 @@ def test_bad_inputs_raise_clear_errors():
         FullyConnectedNet([0])
 
 
-def test_save_load_roundtrip(tmp_path):
+def test_save_load_roundtrip(tmp_path, monkeypatch):
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (20, 6, 6), dtype=np.uint8)
     pre = Preprocessor(center="image", scale="std").fit(images)
@@ -103,6 +106,13 @@ def test_save_load_roundtrip(tmp_path):
     assert np.array_equal(loaded.loss(pre2.transform(images)), model.loss(pre.transform(images)))
     with np.load(path, allow_pickle=False) as z:  # no pickle inside
         assert "meta" in z.files
+    # saving the same model again writes the same bytes (git sees no change), compressed
+    first = path.read_bytes()
+    later = time.time() + 3600  # an hour on: zip entries stamped with the clock would differ
+    monkeypatch.setattr(time, "time", lambda: later)
+    assert save_model(path, model, pre, info={"classes": list("abcdefg")}).read_bytes() == first
+    with zipfile.ZipFile(path) as z:
+        assert {i.compress_type for i in z.infolist()} == {zipfile.ZIP_DEFLATED}
     with pytest.raises(FileNotFoundError, match="no model file"):
         load_model(tmp_path / "missing.npz")
     with pytest.raises(ValueError, match="trained on"):
