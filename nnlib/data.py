@@ -65,10 +65,13 @@ def list_images(folder):
                   if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def read_images(paths, mode, shape=None):
-    """Decode many files into one uint8 array (N, H, W[, C]); all must share one shape."""
+def read_images(paths, mode, shape=None, progress=False):
+    """Decode many files into one uint8 array (N, H, W[, C]); all must share one shape.
+    ``progress``: a progress bar on a terminal's stderr (none elsewhere)."""
+    from tqdm import tqdm
     arrays = []
-    for p in paths:
+    for p in tqdm(paths, desc="reading images", unit="img", leave=False,
+                  disable=None if progress else True):
         a = read_image(p, mode)
         if shape is None:
             shape = a.shape

@@ -79,7 +79,9 @@ class LoadedModel:
                              f"classes from inputs {self.input_shape}, expected "
                              f"{len(FER2013_CLASSES)} classes from 48x48 images")
 
-    def predict(self, images):
+    def predict(self, images, progress=False):
+        """Class ids (N,); ``progress``: a progress bar on a terminal while a Keras model
+        predicts (in chunks of whole batches, so the predictions are the same)."""
         images = np.asarray(images)
         if images.ndim == 4 and images.shape[-1] == 1:
             images = images[..., 0]
@@ -93,11 +95,17 @@ class LoadedModel:
                 scores = scores + self.model.scores(
                     self.preprocessor.transform(images[:, :, ::-1]))
             return scores.argmax(axis=1)
+        from tqdm import tqdm
+
         from nnlib.cnn import predict_keras
-        return predict_keras(self.model, images)
+        chunk = 4 * 256  # whole batches of predict_keras's 256
+        parts = [predict_keras(self.model, images[i:i + chunk])
+                 for i in tqdm(range(0, len(images), chunk), desc="predicting", unit="chunk",
+                               leave=False, disable=None if progress else True)]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
 
-def load_fer_eval_data(path, split="test"):
+def load_fer_eval_data(path, split="test", progress=False):
     """The images of ``split`` in the data set at ``path``: a FER2013 root in any layout
     ``nnlib.data.load_fer2013`` reads (``fer2013.csv``, ``test/<emotion>/`` or
     ``labels_public.txt``), or a CSV, a folder of emotion folders, or a flat folder.
@@ -106,6 +114,7 @@ def load_fer_eval_data(path, split="test"):
     i.e. everything but Training rows/files), "PublicTest", "PrivateTest" or "all".
     Returns images (N, 48, 48) uint8, labels (N,) or None (a flat folder: no labels),
     file paths (or None for a CSV) and the number of images of each split kept.
+    ``progress``: a progress bar while image files are read (on a terminal only).
     """
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
@@ -115,7 +124,7 @@ def load_fer_eval_data(path, split="test"):
         keep = _keep(usages, split, path)
         return X[keep], y[keep], None, _counts(usages, keep)
     if path.is_dir() and (path / "fer2013.csv").is_file():  # a data set's root
-        return load_fer_eval_data(path / "fer2013.csv", split)
+        return load_fer_eval_data(path / "fer2013.csv", split, progress)
     if path.is_file() and path.name == "labels_public.txt":
         path = path.parent
     if not path.is_dir():
@@ -126,11 +135,12 @@ def load_fer_eval_data(path, split="test"):
         usages = [fer_usage(p) if f == "test" else "Training" for p, f in zip(paths, folders)]
         keep = _keep(usages, split, path / "labels_public.txt")
         files = [paths[i] for i in keep]
-        return read_images(files, "L"), labels[keep], files, _counts(usages, keep)
+        return (read_images(files, "L", progress=progress), labels[keep], files,
+                _counts(usages, keep))
     subdirs = sorted(p for p in path.iterdir() if p.is_dir())
     if {p.name for p in subdirs} >= {"test"} and not {p.name.lower() for p in subdirs} & set(
             FER2013_CLASSES):  # a data set's root: its test/ folder holds the test images
-        return load_fer_eval_data(path / "test", split)
+        return load_fer_eval_data(path / "test", split, progress)
     if subdirs:
         files, labels = class_folder_files(path, FER2013_CLASSES)
         if not files:
@@ -142,8 +152,8 @@ def load_fer_eval_data(path, split="test"):
     usages = [fer_usage(f) for f in files]
     keep = _keep(usages, split, path)
     files = [files[i] for i in keep]
-    return (read_images(files, "L"), None if labels is None else labels[keep], files,
-            _counts(usages, keep))
+    return (read_images(files, "L", progress=progress), None if labels is None else labels[keep],
+            files, _counts(usages, keep))
 
 
 def _keep(usages, split, source):
@@ -169,21 +179,21 @@ def _counts(usages, keep):
     return dict(sorted(counts.items()))
 
 
-def evaluate(model, data, split="test"):
+def evaluate(model, data, split="test", progress=False):
     """Test ``model`` (a path or LoadedModel) on the ``split`` images of ``data`` (a path;
     see ``load_fer_eval_data``); returns a metrics dict.
 
     The dict has accuracy, n, split, counts (images scored per split), classes,
     confusion_matrix (rows: true, columns: predicted), precision, recall and f1 (one per
-    class), and predictions.
+    class), and predictions. ``progress``: progress bars on a terminal's stderr.
     """
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
     model = model if isinstance(model, LoadedModel) else LoadedModel(model)
-    X, y, _, counts = load_fer_eval_data(data, split)
+    X, y, _, counts = load_fer_eval_data(data, split, progress)
     if y is None:
         raise DataError(f"{data} has no labels: use emotion subfolders, a CSV or "
                         "labels_public.txt to test, or test_fer_model() to predict only")
-    pred = model.predict(X)
+    pred = model.predict(X, progress)
     labels = list(range(len(FER2013_CLASSES)))
     p, r, f, _ = precision_recall_fscore_support(y, pred, labels=labels, zero_division=0)
     return {"accuracy": float(np.mean(pred == y)), "n": int(len(y)), "split": split,
@@ -237,7 +247,7 @@ def main(argv=None):
     try:
         if args.json:
             _check_writable(Path(args.json))
-        metrics = evaluate(args.model, args.data, args.split)
+        metrics = evaluate(args.model, args.data, args.split, progress=True)
         print(format_report(metrics))
         if args.json:
             out = {k: v for k, v in metrics.items() if k != "predictions"}

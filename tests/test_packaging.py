@@ -25,7 +25,7 @@ NOT_IMPORTED = {
 
 def declared():
     reqs = [Requirement(r) for r in PYPROJECT["project"]["dependencies"]]
-    for extra, items in PYPROJECT["project"]["optional-dependencies"].items():
+    for items in PYPROJECT["project"]["optional-dependencies"].values():
         reqs += [Requirement(r) for r in items if not r.startswith("nnlib[")]
     return reqs
 
