@@ -1,16 +1,22 @@
 """Training throughput of the MLP 3072-512-256-10: nnlib's Solver vs Keras 3 (TensorFlow).
 
 Both train with SGD + momentum, batch 128, float32, on the same random data in the same
-run. Prints samples/s of each, their ratio, and the fraction of the machine's float32
-GEMM peak (measured here with NumPy) that nnlib reaches.
+run, twice: on the idle machine, and while a busy process of its own keeps one core
+busy (started before and stopped after that case). Prints samples/s of each, their
+ratios, and the fraction of the machine's float32 GEMM peak (measured here with NumPy)
+that nnlib reaches; under load also nnlib with BLAS's own thread count (NNLIB_THREADS=all),
+which is what nnlib's thread policy (nnlib.threads) replaces.
 
-    python benchmarks/bench_mlp.py [--samples 20480] [--epochs 3]
+    python benchmarks/bench_mlp.py [--samples 20480] [--epochs 3] [--json OUT]
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -72,12 +78,54 @@ def bench_keras(X, y, epochs, batch_size):
     return epochs * len(X) / (time.perf_counter() - t)
 
 
+@contextlib.contextmanager
+def one_core_busy(seconds=600):
+    """A process that keeps one core busy (a spinning loop) for the block, at most
+    ``seconds``; stopped when the block ends."""
+    spin = f"import time\nend = time.time() + {seconds}\nwhile time.time() < end: pass"
+    proc = subprocess.Popen([sys.executable, "-c", spin])
+    try:
+        time.sleep(1.0)  # let it take its core
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@contextlib.contextmanager
+def env(name, value):
+    old = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(name)
+        else:
+            os.environ[name] = old
+
+
+def measure(X, y, args, label):
+    from nnlib import threads
+    threads._measured.clear()  # measure the idle cores afresh for this case
+    ours = bench_nnlib(X, y, args.epochs, args.batch_size)
+    row = {"nnlib_samples_per_s": round(ours)}
+    print(f"{label:6} nnlib Solver.train    {ours:8.0f} samples/s")
+    if not args.skip_keras:
+        theirs = bench_keras(X, y, args.epochs, args.batch_size)
+        print(f"{label:6} Keras 3 model.fit     {theirs:8.0f} samples/s")
+        print(f"{label:6} ratio nnlib / Keras   {ours / theirs:8.2f}x")
+        row.update(keras_samples_per_s=round(theirs), ratio=round(ours / theirs, 2))
+    return ours, row
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=20480)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--skip-keras", action="store_true")
+    parser.add_argument("--skip-loaded", action="store_true")
     parser.add_argument("--json", help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
 
@@ -86,18 +134,20 @@ def main(argv=None):
     y = rng.integers(0, DIMS[-1], args.samples)
 
     peak = sgemm_peak()
-    ours = bench_nnlib(X, y, args.epochs, args.batch_size)
+    print(f"sgemm peak            {peak / 1e9:8.1f} GFLOP/s ({os.cpu_count()} cores)")
+    ours, idle = measure(X, y, args, "idle")
     frac = ours * train_flops_per_sample() / peak
-    print(f"sgemm peak            {peak / 1e9:8.1f} GFLOP/s")
-    print(f"nnlib Solver.train    {ours:8.0f} samples/s  ({frac:.0%} of sgemm peak)")
-    results = {"sgemm_gflops": round(peak / 1e9, 1), "nnlib_samples_per_s": round(ours),
-               "nnlib_fraction_of_peak": round(frac, 3), "batch_size": args.batch_size,
-               "samples": args.samples, "epochs": args.epochs}
-    if not args.skip_keras:
-        theirs = bench_keras(X, y, args.epochs, args.batch_size)
-        print(f"Keras 3 model.fit     {theirs:8.0f} samples/s")
-        print(f"ratio nnlib / Keras   {ours / theirs:8.2f}x")
-        results.update(keras_samples_per_s=round(theirs), ratio=round(ours / theirs, 2))
+    print(f"idle   nnlib at {frac:.0%} of the sgemm peak")
+    results = {"sgemm_gflops": round(peak / 1e9, 1), "cores": os.cpu_count(),
+               "batch_size": args.batch_size, "samples": args.samples, "epochs": args.epochs,
+               "idle": dict(idle, nnlib_fraction_of_peak=round(frac, 3))}
+    if not args.skip_loaded:
+        with one_core_busy():
+            _, loaded = measure(X, y, args, "loaded")
+            with env("NNLIB_THREADS", "all"):
+                plain = bench_nnlib(X, y, args.epochs, args.batch_size)
+            print(f"loaded nnlib, BLAS's own threads {plain:8.0f} samples/s")
+        results["loaded"] = dict(loaded, nnlib_blas_default_samples_per_s=round(plain))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
 

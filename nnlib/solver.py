@@ -33,6 +33,7 @@ from nnlib.classifiers import softmax
 from nnlib.io import READ_ERRORS
 from nnlib.optim import get_update_rule
 from nnlib.schedules import Plateau, make_schedule
+from nnlib.threads import thread_policy
 
 MONITORS = {"val_acc": "max", "val_loss": "min"}
 CHECKPOINT_VERSION = 2
@@ -287,7 +288,13 @@ class Solver:
         """Run the remaining epochs; returns self. Leaves the best parameters in the model.
 
         A non-finite loss stops training and leaves the best parameters so far (or, before
-        the first epoch ended, the parameters training started from), with a warning."""
+        the first epoch ended, the parameters training started from), with a warning.
+        The matrix products use the BLAS threads ``nnlib.threads.thread_policy`` picks
+        (the cores left idle by other work, unless ``NNLIB_THREADS`` says otherwise)."""
+        with thread_policy():
+            return self._train()
+
+    def _train(self):
         if self._last_params is not None:  # while training, the model holds them
             self.model.params, self._last_params = self._last_params, None
         start_params = (None if self.best_params
