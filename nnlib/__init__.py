@@ -1,6 +1,6 @@
 """nnlib: a small NumPy-only neural-network library (layers, softmax, a fully connected
 net, update rules and a Solver), with data loaders and evaluation helpers."""
-from nnlib.classifiers import softmax
+from nnlib.classifiers import distillation_loss, soft_cross_entropy, soft_labels, softmax
 from nnlib.fcnet import FullyConnectedNet
 from nnlib.gradient_check import (
     check_model_gradients,
@@ -26,9 +26,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "FullyConnectedNet", "Preprocessor", "Solver", "UPDATE_RULES", "adam",
-    "check_model_gradients", "dropout_backward", "dropout_forward",
+    "check_model_gradients", "distillation_loss", "dropout_backward", "dropout_forward",
     "eval_numerical_gradient", "eval_numerical_gradient_array", "linear_backward",
     "linear_forward", "load_model", "nesterov_momentum", "random_flip_shift", "random_hflip",
     "rel_error", "rel_error_norm", "relu_backward", "relu_forward", "rmsprop", "save_model", "sgd",
-    "sgd_momentum", "softmax",
+    "sgd_momentum", "soft_cross_entropy", "soft_labels", "softmax",
 ]

@@ -12,7 +12,7 @@ import contextlib
 import numpy as np
 
 from nnlib._checks import check_finite, check_labels, check_probability
-from nnlib.classifiers import softmax
+from nnlib.classifiers import distillation_loss, softmax
 from nnlib.layers import (
     dropout_backward,
     dropout_forward,
@@ -76,6 +76,9 @@ class FullyConnectedNet:
         self.num_layers = len(hidden_dims) + 1
         self.rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         self.dropout_seed = dropout_seed
+        # labels made by classifiers.soft_labels train with distillation_loss at these
+        # settings (training only: not part of the saved model)
+        self.distillation = {"temperature": 1.0, "alpha": 1.0}
         self.last_reg_loss = 0.0
         self._buffers = None
 
@@ -159,6 +162,9 @@ class FullyConnectedNet:
                 h = relu_forward(linear_forward(h, self.params[f"W{i}"], self.params[f"b{i}"]))
             L = self.num_layers
             return linear_forward(h, self.params[f"W{L}"], self.params[f"b{L}"])
+        soft = None
+        if np.asarray(y).dtype.names:  # soft_labels: hard ids and the teacher's probabilities
+            y, soft = y["label"], y["soft"]
         y = check_labels(y, X.shape[0], self.num_classes)
         p, L = self.dropout, self.num_layers
         seed = self.rng if self.dropout_seed is None else int(self.dropout_seed)
@@ -173,7 +179,11 @@ class FullyConnectedNet:
             h = a
         scores = linear_forward(h, self.params[f"W{L}"], self.params[f"b{L}"])
 
-        loss, dh = softmax(scores, y)
+        if soft is None:
+            loss, dh = softmax(scores, y)
+        else:
+            loss, dh = distillation_loss(scores, y, soft.astype(scores.dtype, copy=False),
+                                         **self.distillation)
         bufs = buffers or {}
         grads = {}
         dh, grads[f"W{L}"], grads[f"b{L}"] = _linear_grads(

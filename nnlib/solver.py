@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from nnlib._checks import check_labels
 from nnlib.atomic import atomic_open
-from nnlib.classifiers import softmax
+from nnlib.classifiers import hard_labels, softmax
 from nnlib.io import READ_ERRORS
 from nnlib.optim import get_update_rule
 from nnlib.schedules import Plateau, make_schedule
@@ -195,7 +195,7 @@ class Solver:
             if len(X) == 0:
                 raise ValueError(f"Solver: X_{split} is empty")
             if num_classes is not None:
-                check_labels(y, len(X), num_classes, f"y_{split}")
+                check_labels(hard_labels(y), len(X), num_classes, f"y_{split}")
 
     def _given_or_default(self, name):
         """optim_config[name] if given, else the update rule's own default (which the rule
@@ -275,6 +275,7 @@ class Solver:
         if num_samples is not None and len(X) > num_samples:
             idx = self.eval_rng.choice(len(X), num_samples, replace=False)
             X, y = X[idx], y[idx]
+        y = hard_labels(y)  # accuracy and the reported loss are against the true classes
         batch_size = batch_size or self.eval_batch_size
         correct, total_loss = 0, 0.0
         for i in range(0, len(X), batch_size):
