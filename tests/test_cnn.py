@@ -444,3 +444,31 @@ def test_bad_keras_file_gets_one_clear_line(trained, tmp_path, capsys, damage, m
         main(["--model", str(path), "--data", str(tmp_path / "d")])
     err = capsys.readouterr().err
     assert e.value.code == 2 and err.count("\n") == 1 and str(path) in err
+
+
+def test_teacher_probabilities_are_cached_by_fingerprint(trained, tmp_path, monkeypatch):
+    from nnlib.cnn import teacher
+    model, data = trained[0], trained[1]
+    path = tmp_path / "teacher.keras"
+    save_keras_model(model, path)
+    X = data["X_val"]
+    probs = teacher.teacher_probabilities(path, X, tmp_path / "cache")
+    np.testing.assert_allclose(probs, model.predict(X[..., None].astype(np.float32),
+                                                    verbose=0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(probs.sum(axis=1), 1, rtol=1e-5)
+    (cache,) = (tmp_path / "cache").iterdir()
+    import nnlib.evaluate
+
+    class NoModel:
+        def __init__(self, *a):
+            raise AssertionError("the cache should have been read")
+    monkeypatch.setattr(nnlib.evaluate, "LoadedModel", NoModel)
+    np.testing.assert_array_equal(teacher.teacher_probabilities(path, X, tmp_path / "cache"),
+                                  probs)
+    monkeypatch.undo()
+    # other images: another file; a damaged cache file: computed again
+    teacher.teacher_probabilities(path, X[:5], tmp_path / "cache")
+    assert len(list((tmp_path / "cache").iterdir())) == 2
+    cache.write_bytes(b"PK\x03\x04 damaged")
+    np.testing.assert_array_equal(teacher.teacher_probabilities(path, X, tmp_path / "cache"),
+                                  probs)

@@ -17,6 +17,7 @@ the model's first layer, so a saved ``.keras`` file carries its preprocessing.
 | ``members`` | ``train_member``: one ensemble member trained or read back; ``store_in_ensemble`` |
 | ``ensemble`` | test-time augmentation, ensembles, choosing members and views, ``predict_keras`` |
 | ``stored`` | a finished run's weights kept once, in the ensemble that holds them |
+| ``teacher`` | a teacher's class probabilities for distillation, cached by fingerprint |
 | ``io`` | ``load_keras_model`` (safe mode, clear errors), ``save_keras_model`` (atomic) |
 """
 from nnlib.cnn.augment import make_dataset, random_affine
