@@ -156,6 +156,18 @@ def test_unfinished_run_with_other_settings_raises(trained, tmp_path):
         train_cnn(build_cnn("tiny"), data, tmp_path, epochs=2, verbose=0)
 
 
+def test_a_finished_run_is_never_overwritten_by_other_settings(trained, tmp_path):
+    model, data, run = trained[:3]
+    import shutil
+    shutil.copytree(run, tmp_path / "run")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()}
+    with pytest.raises(ValueError, match=r"finished run with other settings \(epochs\)"):
+        train_cnn(build_cnn("tiny"), data, tmp_path / "run", epochs=3, batch_size=16,
+                  steps_per_execution=2, verbose=0)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir()
+            if p.is_file()} == before
+
+
 def test_random_affine_warps_one_image_at_a_time():
     rng = np.random.default_rng(0)
     X = rng.uniform(0, 255, (16, 12, 10, 1)).astype(np.float32)
@@ -472,3 +484,20 @@ def test_teacher_probabilities_are_cached_by_fingerprint(trained, tmp_path, monk
     cache.write_bytes(b"PK\x03\x04 damaged")
     np.testing.assert_array_equal(teacher.teacher_probabilities(path, X, tmp_path / "cache"),
                                   probs)
+
+
+def test_augmented_batches_are_the_same_on_every_run(trained):
+    from nnlib.cnn import make_dataset
+    data = trained[1]
+
+    def epochs(seed, n=2):
+        ds = make_dataset(data["X_train"], data["y_train"], 16, True, seed=seed)
+        return [[(x.numpy(), y.numpy()) for x, y in ds] for _ in range(n)]
+
+    a, b = epochs(0), epochs(0)
+    for ea, eb in zip(a, b):
+        for (xa, ya), (xb, yb) in zip(ea, eb):
+            np.testing.assert_array_equal(xa, xb)
+            np.testing.assert_array_equal(ya, yb)
+    assert not np.array_equal(a[0][0][0], a[1][0][0])  # a new shuffle and warps each epoch
+    assert not np.array_equal(a[0][0][0], epochs(1, 1)[0][0][0])

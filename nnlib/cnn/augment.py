@@ -25,23 +25,28 @@ def _affine_transforms(ops, theta, scale, mirror, tx, ty, h, w):
     return ops.stack([a0, a1, a2, b0, b1, b2, zero, zero], axis=1)
 
 
-def random_affine(images, shift=0.1, rotation=0.05, zoom=0.1, flip=True):
+def random_affine(images, shift=0.1, rotation=0.05, zoom=0.1, flip=True, seed=None):
     """Augment a batch (N, H, W, C) with one random affine warp per image: a left-right
     flip, a rotation of up to ``rotation`` of a turn, a zoom of up to ``zoom`` and a
     shift of up to ``shift`` of the size, composed into a single bilinear resampling
     (three times cheaper than one Keras layer per transform, and one interpolation
-    instead of three blurs the faces less). Borders repeat the nearest pixel."""
+    instead of three blurs the faces less). Borders repeat the nearest pixel.
+    ``seed``: an int64 tensor of shape (2,) makes the draws a function of it (stateless
+    random ops, so that parallel batches do not race for one generator's state)."""
     tf = import_tensorflow()
     n = tf.shape(images)[0]
     h = tf.cast(tf.shape(images)[1], tf.float32)
     w = tf.cast(tf.shape(images)[2], tf.float32)
+    draws = iter(range(5))
 
     def uniform(limit):
-        return tf.random.uniform([n], -limit, limit)
+        if seed is None:
+            return tf.random.uniform([n], -limit, limit)
+        return tf.random.stateless_uniform([n], seed + [0, next(draws)], -limit, limit)
 
     theta = uniform(rotation) * 2 * np.pi
     scale = 1.0 + uniform(zoom)
-    mirror = tf.where(tf.random.uniform([n]) < 0.5, -1.0, 1.0) if flip else tf.ones([n])
+    mirror = tf.where(uniform(1.0) < 0.0, -1.0, 1.0) if flip else tf.ones([n])
     transforms = _affine_transforms(tf, theta, scale, mirror, uniform(shift) * w,
                                     uniform(shift) * h, h, w)
     return tf.raw_ops.ImageProjectiveTransformV3(
@@ -98,7 +103,10 @@ def make_dataset(X, y, batch_size, training, seed=0, shift=0.1, rotation=0.05, z
     """A tf.data pipeline of (image, label) batches.
 
     Training batches are shuffled each epoch, augmented by ``random_affine`` and of a
-    fixed size (the last partial batch is dropped, so the graph is traced once).
+    fixed size (the last partial batch is dropped, so the graph is traced once). The
+    shuffle and the warps follow ``seed`` alone: each batch's warps are drawn from a
+    seed of its own (a seeded random stream, new each epoch), so the batches are the same
+    on every run although they are augmented in parallel.
     """
     tf = import_tensorflow()
     X = np.asarray(X, dtype=np.float32)[..., None] if np.ndim(X) == 3 else X
@@ -106,8 +114,10 @@ def make_dataset(X, y, batch_size, training, seed=0, shift=0.1, rotation=0.05, z
     if training:
         ds = ds.shuffle(len(X), seed=seed, reshuffle_each_iteration=True)
         ds = ds.batch(batch_size, drop_remainder=True)
-        ds = ds.map(lambda a, b: (random_affine(a, shift, rotation, zoom), b),
-                    num_parallel_calls=tf.data.AUTOTUNE)
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        ds = tf.data.Dataset.zip(ds, seeds).map(
+            lambda batch, s: (random_affine(batch[0], shift, rotation, zoom, seed=s), batch[1]),
+            num_parallel_calls=tf.data.AUTOTUNE)
     else:
         ds = ds.batch(batch_size)
     return ds.prefetch(tf.data.AUTOTUNE)

@@ -5,10 +5,17 @@ from __future__ import annotations
 
 import os
 
+_set = []  # non-empty once the defaults are in place
+
 
 def _defaults():
+    # once only: these functions are also called inside tf.data functions that TensorFlow
+    # traces, and tracing a call to os.environ prints the whole environment in a warning
+    if _set:
+        return
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    _set.append(True)
 
 
 def import_keras():

@@ -43,7 +43,8 @@ def train_cnn(model, data, run_dir, epochs=60, batch_size=64, lr=1e-3, weight_de
       ``run.json`` (the settings, whether the run finished, and then its seconds and
       images/s). A finished run with the same settings is not repeated: its history is
       read back (None if ``history.csv`` was not kept) and ``model`` gets its best
-      weights. A run_dir holding an unfinished run with other settings raises.
+      weights. A run_dir holding a run with other settings (finished, or unfinished with
+      a checkpoint) raises, and is left as it is.
     - data: dict with X_train, y_train, X_val, y_val (uint8 images (N, 48, 48)).
     - init: a ``.keras`` file whose weights start the run (a warm restart from a trained
       network); its content's hash is part of the settings.
@@ -83,6 +84,11 @@ def train_cnn(model, data, run_dir, epochs=60, batch_size=64, lr=1e-3, weight_de
                           record.get("device"), record.get("stopped"))
     if same and record.get("fitted"):  # killed after fit, before the run was closed
         return _finish_run(model, run_dir, settings)
+    if record is not None and record.get("finished") and not same:
+        changed = sorted(k for k in settings | record["settings"]
+                         if settings.get(k) != record["settings"].get(k))
+        raise ValueError(f"{run_dir} holds a finished run with other settings ({', '.join(changed)}); "
+                         "it is kept: delete the folder to train anew, or use another run_dir")
     resuming = backup_dir.exists()
     if resuming and not same:
         raise ValueError(f"{run_dir} holds an unfinished run with other settings; delete "
