@@ -66,21 +66,20 @@ class Exporter:
         self.results = {}
 
     def figure(self, fig, name):
-        """Save a matplotlib figure as vector PDF (report) and PNG (README)."""
+        """Save a matplotlib figure as vector PDF (report) and PNG (README). Returns
+        nothing, so that a notebook cell ending with it shows no path of this machine."""
         stem = self.figures_dir / f"q{self.question}_{name}"
         # no creation date: an unchanged figure re-exports byte for byte
         with atomic_open(stem.with_suffix(".pdf")) as f:
             fig.savefig(f, format="pdf", bbox_inches="tight", metadata={"CreationDate": None})
         with atomic_open(stem.with_suffix(".png")) as f:
             fig.savefig(f, format="png", bbox_inches="tight", dpi=120)
-        return stem.with_suffix(".pdf")
 
     def table(self, df, name, **to_latex):
-        """Write a pandas DataFrame as a LaTeX tabular (booktabs) for \\input."""
+        """Write a pandas DataFrame as a LaTeX tabular (booktabs) for \\input (returns
+        nothing, like ``figure``)."""
         to_latex.setdefault("escape", True)
-        path = self.generated_dir / f"q{self.question}_{name}.tex"
-        write_text(path, df.to_latex(**to_latex))
-        return path
+        write_text(self.generated_dir / f"q{self.question}_{name}.tex", df.to_latex(**to_latex))
 
     def values(self, **values):
         """Record headline values: JSON (``qN.json``) and LaTeX macros (``qN_values.tex``).

@@ -233,6 +233,12 @@ class Solver:
             cfg["momentum"] = self._mom_schedule(0)
         return cfg
 
+    def __repr__(self):
+        rule = getattr(self.update_rule, "__name__", str(self.update_rule))
+        state = (f"best validation accuracy {self.best_val_acc:.4f} at epoch {self.best_epoch}"
+                 if self.val_acc_history else "not trained yet")
+        return f"Solver({rule}, epoch {self.epoch}/{self.num_epochs}, {state})"
+
     @property
     def best_val_acc(self):
         """The best validation accuracy so far (the coursework's name)."""

@@ -257,3 +257,15 @@ def test_lr_decay_and_the_plateau_mode_follow_the_options():
     s = Solver(Recorder(), recorder_data(), lr_schedule={"name": "plateau", "mode": "max"},
                monitor="val_loss")
     assert s._lr_schedule.options["mode"] == "max"  # a given mode wins
+
+
+def test_a_solver_shows_its_progress_not_its_address():
+    rng = np.random.default_rng(0)
+    data = {"X_train": rng.standard_normal((30, 4)), "y_train": rng.integers(0, 3, 30),
+            "X_val": rng.standard_normal((10, 4)), "y_val": rng.integers(0, 3, 10)}
+    solver = Solver(FullyConnectedNet([5], input_dim=4, num_classes=3, seed=0), data,
+                    update_rule="sgd_momentum", num_epochs=2, batch_size=10, verbose=False)
+    assert repr(solver) == "Solver(sgd_momentum, epoch 0/2, not trained yet)"
+    solver.train()
+    assert repr(solver) == (f"Solver(sgd_momentum, epoch 2/2, best validation accuracy "
+                            f"{max(solver.val_acc_history):.4f} at epoch {solver.best_epoch})")
