@@ -43,6 +43,20 @@ def choose_budget(profile, budgets, **given):
     return budget
 
 
+def format_float(v):
+    """How the notebooks' tables show a float: thousands separators for large values,
+    four significant digits for ordinary ones, two for tiny ones in scientific form
+    (0.482, 2.303, 12,345, 9.85e-09)."""
+    a = abs(v)
+    if a != a or a == float("inf"):
+        return str(v)
+    if a >= 1000:
+        return f"{v:,.0f}"
+    if a >= 1e-3 or a == 0:
+        return f"{v:.4g}"
+    return f"{v:.2e}"
+
+
 def macro_name(question, key):
     """``(4, "test_accuracy")`` -> ``QFourTestAccuracy`` (LaTeX names take no digits)."""
     words = re.split(r"[^A-Za-z0-9]+", key)
@@ -54,6 +68,12 @@ class Exporter:
     """Writes one question's exports; ``question`` is its number (4 for Q4)."""
 
     def __init__(self, question, profile):
+        """Also sets how the notebook shows its pandas tables (``format_float``)."""
+        try:
+            import pandas as pd
+            pd.set_option("display.float_format", format_float)
+        except ImportError:  # nnlib without its notebooks extra
+            pass
         self.question = int(question)
         self.profile = profile
         if profile == "full":

@@ -87,3 +87,11 @@ def test_project_root_without_an_editable_install(tmp_path, monkeypatch):
     assert paths.find_root(tmp_path) == tmp_path  # nothing found: the working directory
     monkeypatch.setenv("NNLIB_ROOT", str(tmp_path))
     assert paths.find_root(project) == tmp_path
+
+
+@pytest.mark.parametrize("v, shown", [(0.4820284, "0.482"), (91.6, "91.6"), (2.30271, "2.303"),
+                                      (12345.6, "12,346"), (9.854443e-09, "9.85e-09"),
+                                      (0.0, "0"), (-0.25, "-0.25"), (float("nan"), "nan")])
+def test_tables_show_floats_briefly(v, shown):
+    from nnlib.export import format_float
+    assert format_float(v) == shown
