@@ -54,8 +54,9 @@ def normal(name):
 
 def test_every_imported_package_is_declared():
     import sys
+    local = {p.stem for d in ("benchmarks", "scripts", "tests") for p in (ROOT / d).glob("*.py")}
     third_party = {m for m in imported_modules()
-                   if m not in sys.stdlib_module_names and m not in ("nnlib", "conftest")}
+                   if m not in sys.stdlib_module_names and m not in local | {"nnlib"}}
     names = {normal(r.name) for r in declared()}
     undeclared = sorted(m for m in third_party if normal(DIST.get(m, m)) not in names)
     # sqlalchemy comes with optuna, and the tests name it only to catch its errors
