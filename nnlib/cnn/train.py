@@ -87,8 +87,9 @@ def train_cnn(model, data, run_dir, epochs=60, batch_size=64, lr=1e-3, weight_de
     if record is not None and record.get("finished") and not same:
         changed = sorted(k for k in settings | record["settings"]
                          if settings.get(k) != record["settings"].get(k))
-        raise ValueError(f"{run_dir} holds a finished run with other settings ({', '.join(changed)}); "
-                         "it is kept: delete the folder to train anew, or use another run_dir")
+        raise ValueError(f"{run_dir} holds a finished run with other settings "
+                         f"({', '.join(changed)}); it is kept: delete the folder to train "
+                         "anew, or use another run_dir")
     resuming = backup_dir.exists()
     if resuming and not same:
         raise ValueError(f"{run_dir} holds an unfinished run with other settings; delete "
