@@ -30,11 +30,13 @@ def plot_confusion(cm, classes):
 
 def plot_curves(histories, title=None, best_epoch=None, train_label="training"):
     """Learning curves: loss (left) and classification error (right) per epoch, training
-    against validation. ``histories`` maps ``train_loss_history``, ``val_loss_history``,
-    ``train_acc_history`` and ``val_acc_history`` to per-epoch lists (a Solver's
-    attributes, or an Optuna trial's user attributes); ``best_epoch`` (1-based) is marked
+    against validation. ``histories``: a Solver, or a mapping of ``train_loss_history``,
+    ``val_loss_history``, ``train_acc_history`` and ``val_acc_history`` to per-epoch lists
+    (e.g. an Optuna trial's user attributes); ``best_epoch`` (1-based) is marked
     with a dotted line. Returns the matplotlib figure."""
     import matplotlib.pyplot as plt
+    if not hasattr(histories, "keys"):  # a Solver
+        histories = vars(histories)
     h = {k: np.asarray(histories[k], dtype=float) for k in
          ("train_loss_history", "val_loss_history", "train_acc_history", "val_acc_history")}
     lengths = {len(v) for v in h.values()}

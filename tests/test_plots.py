@@ -46,3 +46,13 @@ def test_run_curves_plot_each_run_with_its_own_marker():
     assert loss.lines[0].get_marker() != loss.lines[2].get_marker()
     with pytest.raises(ValueError, match="'seed 2' lacks \\['val_accuracy'\\]"):
         plot_runs({"seed 2": {"loss": [1], "val_loss": [1], "accuracy": [1]}})
+
+
+def test_learning_curves_of_a_solver():
+    from types import SimpleNamespace
+
+    from nnlib.plots import plot_curves
+    solver = SimpleNamespace(train_loss_history=[2.0, 1.0], val_loss_history=[2.5, 1.5],
+                             train_acc_history=[0.4, 0.7], val_acc_history=[0.3, 0.6])
+    err = plot_curves(solver).axes[1]
+    np.testing.assert_allclose(err.lines[1].get_ydata(), [0.7, 0.4])
