@@ -501,3 +501,10 @@ def test_augmented_batches_are_the_same_on_every_run(trained):
             np.testing.assert_array_equal(ya, yb)
     assert not np.array_equal(a[0][0][0], a[1][0][0])  # a new shuffle and warps each epoch
     assert not np.array_equal(a[0][0][0], epochs(1, 1)[0][0][0])
+
+
+def test_processor_names():
+    from nnlib.cnn import processor_name
+    assert processor_name("jax, NVIDIA H100 80GB HBM3") == "H100 80GB HBM3"
+    assert processor_name("tensorflow, CPU (2 CPU cores)") == "CPU (2 CPU cores)"
+    assert processor_name(None) == "not recorded"

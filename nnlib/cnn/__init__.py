@@ -37,6 +37,7 @@ from nnlib.cnn.models import (
     build_cnn,
     configure_tensorflow,
     device_description,
+    processor_name,
 )
 from nnlib.cnn.train import PATIENCE, TrainedRun, measure_throughput, stop_run, train_cnn
 
@@ -44,6 +45,7 @@ __all__ = [
     "ARCHITECTURES", "BN_MOMENTUM", "MEMBER_DEFAULTS", "PATIENCE", "Selection", "TrainedRun",
     "build_cnn", "configure_tensorflow", "device_description", "ensemble",
     "load_keras_model", "make_dataset", "measure_throughput", "member_scores",
-    "predict_keras", "random_affine", "save_keras_model", "select_members", "stop_run",
+    "predict_keras", "processor_name", "random_affine", "save_keras_model", "select_members",
+    "stop_run",
     "store_in_ensemble", "train_cnn", "train_member", "with_tta",
 ]

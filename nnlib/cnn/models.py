@@ -84,3 +84,10 @@ def device_description():
                 if gpus else "CPU")
     return f"{backend}, {name} ({os.cpu_count()} CPU cores)" if name == "CPU" \
         else f"{backend}, {name}"
+
+
+def processor_name(device):
+    """The processor of a ``device_description``: "jax, NVIDIA H100 80GB HBM3" ->
+    "H100 80GB HBM3", "tensorflow, CPU (2 CPU cores)" -> "CPU (2 CPU cores)"; None (a run
+    recorded without it) -> "not recorded"."""
+    return device.split(", ", 1)[-1].removeprefix("NVIDIA ") if device else "not recorded"
