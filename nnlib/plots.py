@@ -33,7 +33,10 @@ def plot_curves(histories, title=None, best_epoch=None, train_label="training"):
     against validation. ``histories``: a Solver, or a mapping of ``train_loss_history``,
     ``val_loss_history``, ``train_acc_history`` and ``val_acc_history`` to per-epoch lists
     (e.g. an Optuna trial's user attributes); ``best_epoch`` (1-based) is marked
-    with a dotted line. Returns the matplotlib figure."""
+    with a dotted line. ``train_label``: the training curves' legend, or a pair of them
+    (loss, error) where they were measured differently (a Solver's training loss is the
+    mean over the epoch's batches, in training mode; its accuracy is measured on a
+    subsample in test mode). Returns the matplotlib figure."""
     import matplotlib.pyplot as plt
     if not hasattr(histories, "keys"):  # a Solver
         histories = vars(histories)
@@ -44,10 +47,12 @@ def plot_curves(histories, title=None, best_epoch=None, train_label="training"):
         raise ValueError(f"plot_curves: the histories differ in length ({sorted(lengths)})")
     ep = np.arange(1, lengths.pop() + 1)
     fig, axes = plt.subplots(1, 2, figsize=(8, 2.8))
-    axes[0].plot(ep, h["train_loss_history"], label=train_label)
+    loss_label, error_label = (train_label, train_label) if isinstance(train_label, str) \
+        else train_label
+    axes[0].plot(ep, h["train_loss_history"], label=loss_label)
     axes[0].plot(ep, h["val_loss_history"], label="validation")
     axes[0].set_ylabel("loss")
-    axes[1].plot(ep, 1 - h["train_acc_history"], label=train_label)
+    axes[1].plot(ep, 1 - h["train_acc_history"], label=error_label)
     axes[1].plot(ep, 1 - h["val_acc_history"], label="validation")
     axes[1].set_ylabel("classification error")
     for ax in axes:
