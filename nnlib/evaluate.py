@@ -65,6 +65,8 @@ class LoadedModel:
                 raise ModelError(f"{self.path} is a Keras model and Keras is not installed "
                                  "here: pip install -e '.[cnn]'")
             from nnlib.cnn import load_keras_model
+            from nnlib.cnn.models import set_threads
+            set_threads()
             self.model = load_keras_model(self.path)
             self.input_shape = tuple(self.model.input_shape[1:3])
             self.info = {}
@@ -98,7 +100,7 @@ class LoadedModel:
         from tqdm import tqdm
 
         from nnlib.cnn import predict_keras
-        chunk = 4 * 256  # whole batches of predict_keras's 256
+        chunk = 16 * 256  # whole batches of predict_keras's 256
         parts = [predict_keras(self.model, images[i:i + chunk])
                  for i in tqdm(range(0, len(images), chunk), desc="predicting", unit="chunk",
                                leave=False, disable=None if progress else True)]
