@@ -49,10 +49,11 @@ def plot_curves(histories, title=None, best_epoch=None, train_label="training"):
     fig, axes = plt.subplots(1, 2, figsize=(8, 2.8))
     loss_label, error_label = (train_label, train_label) if isinstance(train_label, str) \
         else train_label
-    axes[0].plot(ep, h["train_loss_history"], label=loss_label)
+    # training dashed, validation solid: told apart without colour too
+    axes[0].plot(ep, h["train_loss_history"], ls="--", label=loss_label)
     axes[0].plot(ep, h["val_loss_history"], label="validation")
     axes[0].set_ylabel("loss")
-    axes[1].plot(ep, 1 - h["train_acc_history"], label=error_label)
+    axes[1].plot(ep, 1 - h["train_acc_history"], ls="--", label=error_label)
     axes[1].plot(ep, 1 - h["val_acc_history"], label="validation")
     axes[1].set_ylabel("classification error")
     for ax in axes:
