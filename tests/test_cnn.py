@@ -291,6 +291,9 @@ def test_members_stored_once_in_the_ensemble_read_back(trained, tmp_path):
     save_keras_model(with_tta(ensemble([build_cnn("tiny"), first])), path)
     with pytest.raises(ValueError, match="no longer holds the best weights"):
         train_member(warm_spec, tmp_path, data, verbose=0)
+    path.unlink()  # a missing one too
+    with pytest.raises(FileNotFoundError, match="is missing: it holds the best weights"):
+        train_member(warm_spec, tmp_path, data, verbose=0)
 
 
 def test_storing_weights_that_differ_removes_nothing(trained, tmp_path):

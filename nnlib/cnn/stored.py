@@ -50,8 +50,15 @@ def best_weights(run_dir):
     stored = run_dir / STORED_NAME
     if (run_dir / "best.keras").exists() or not stored.exists():
         return load_keras_model(run_dir / "best.keras").get_weights()
-    ref = json.loads(stored.read_text())
-    path = (run_dir / ref["file"]).resolve()
+    try:
+        ref = json.loads(stored.read_text())
+        path = (run_dir / ref["file"]).resolve()
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{stored} is damaged ({e}); restore it from git, or delete "
+                         f"{run_dir} to train this run again") from None
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: it holds the best weights of {run_dir} "
+                                f"(as {stored} says); restore it from git")
     key = (path, path.stat().st_size, path.stat().st_mtime_ns)
     if key not in _holders:
         _holders.clear()  # one model file at a time: they can be large
