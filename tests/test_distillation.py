@@ -7,23 +7,11 @@ from nnlib import (
     FullyConnectedNet,
     Solver,
     distillation_loss,
+    eval_numerical_gradient,
     soft_cross_entropy,
     soft_labels,
     softmax,
 )
-
-
-def numeric_grad(f, x, h=1e-5):
-    g = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        old = x[i]
-        x[i] = old + h
-        up = f(x)
-        x[i] = old - h
-        down = f(x)
-        x[i] = old
-        g[i] = (up - down) / (2 * h)
-    return g
 
 
 def probs(rng, n, c):
@@ -38,7 +26,7 @@ def test_soft_cross_entropy_value_and_gradient(T):
     loss, dz = soft_cross_entropy(z, t, T)
     q = np.exp(z / T) / np.exp(z / T).sum(axis=1, keepdims=True)  # naive: small logits
     assert loss == pytest.approx(-np.mean(np.sum(t * np.log(q), axis=1)), rel=1e-12)
-    num = numeric_grad(lambda x: soft_cross_entropy(x, t, T)[0], z.copy())
+    num = eval_numerical_gradient(lambda x: soft_cross_entropy(x, t, T)[0], z.copy())
     np.testing.assert_allclose(dz, num, rtol=1e-6, atol=1e-10)
 
 
@@ -64,7 +52,7 @@ def test_distillation_mixes_soft_and_hard_losses(alpha):
     loss, dz = distillation_loss(z, y, t, T, alpha)
     expected = alpha * T * T * soft_cross_entropy(z, t, T)[0] + (1 - alpha) * softmax(z, y)[0]
     assert loss == pytest.approx(expected, rel=1e-12)
-    num = numeric_grad(lambda x: distillation_loss(x, y, t, T, alpha)[0], z.copy())
+    num = eval_numerical_gradient(lambda x: distillation_loss(x, y, t, T, alpha)[0], z.copy())
     np.testing.assert_allclose(dz, num, rtol=1e-6, atol=1e-10)
 
 
@@ -92,7 +80,7 @@ def test_network_gradients_with_soft_labels():
     labels = soft_labels(y, probs(rng, 5, 3))
     _, grads = model.loss(X, labels)
     for name, param in model.params.items():
-        num = numeric_grad(lambda p, name=name: (model.params.__setitem__(name, p),
+        num = eval_numerical_gradient(lambda p, name=name: (model.params.__setitem__(name, p),
                                                  model.loss(X, labels)[0])[1], param)
         np.testing.assert_allclose(grads[name], num, rtol=1e-5, atol=1e-8)
 

@@ -17,9 +17,10 @@ from nnlib.cnn.io import load_keras_model
 STORED_NAME = "stored.json"
 
 
-def weights_digest(weights):
-    """SHA-256 of a list of weight arrays (their shapes, dtypes and values)."""
-    h = hashlib.sha256()
+def weights_digest(weights, h=None):
+    """SHA-256 (hex) of a list of arrays (their dtypes, shapes and values), fed into the
+    hash ``h`` when given (e.g. one that has already read a file)."""
+    h = hashlib.sha256() if h is None else h
     for w in weights:
         w = np.ascontiguousarray(w)
         h.update(f"{w.dtype.str}{w.shape}".encode())

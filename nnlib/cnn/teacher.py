@@ -9,16 +9,13 @@ from pathlib import Path
 import numpy as np
 
 from nnlib.atomic import atomic_open
+from nnlib.cnn.stored import weights_digest
 from nnlib.io import READ_ERRORS
 
 
 def fingerprint(teacher_path, images):
     """SHA-256 (first 16 hex digits) of the teacher file's bytes and of the images."""
-    h = hashlib.sha256(Path(teacher_path).read_bytes())
-    images = np.ascontiguousarray(images)
-    h.update(f"{images.dtype.str}{images.shape}".encode())
-    h.update(images.tobytes())
-    return h.hexdigest()[:16]
+    return weights_digest([images], hashlib.sha256(Path(teacher_path).read_bytes()))[:16]
 
 
 def teacher_probabilities(teacher_path, images, cache_dir, batch_size=256, progress=False):
