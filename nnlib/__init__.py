@@ -1,6 +1,12 @@
 """nnlib: a small NumPy-only neural-network library (layers, softmax, a fully connected
 net, update rules and a Solver), with data loaders and evaluation helpers."""
-from nnlib.classifiers import distillation_loss, soft_cross_entropy, soft_labels, softmax
+from nnlib.classifiers import (
+    distillation_loss,
+    soft_cross_entropy,
+    soft_labels,
+    soften,
+    softmax,
+)
 from nnlib.fcnet import FullyConnectedNet
 from nnlib.gradient_check import (
     check_model_gradients,
@@ -30,5 +36,5 @@ __all__ = [
     "eval_numerical_gradient", "eval_numerical_gradient_array", "linear_backward",
     "linear_forward", "load_model", "nesterov_momentum", "random_flip_shift", "random_hflip",
     "rel_error", "rel_error_norm", "relu_backward", "relu_forward", "rmsprop", "save_model", "sgd",
-    "sgd_momentum", "soft_cross_entropy", "soft_labels", "softmax",
+    "sgd_momentum", "soft_cross_entropy", "soft_labels", "soften", "softmax",
 ]

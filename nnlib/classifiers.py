@@ -90,6 +90,20 @@ def distillation_loss(logits, y, targets, temperature=1.0, alpha=1.0):
     return loss, dlogits
 
 
+def soften(probs, temperature):
+    """A teacher's probabilities (N, C) at temperature T: softmax(log(probs) / T), the
+    distribution its logits give at T (a uniform shift of the logits cancels); T > 1
+    flattens it, T = 1 returns it unchanged. Zero probabilities stay zero."""
+    probs = check_array(probs, "probs").astype(np.float64)
+    if not temperature > 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+    with np.errstate(divide="ignore"):
+        z = np.log(probs) / temperature
+    z -= z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
 def soft_labels(y, probs):
     """Training labels for distillation: a structured array (N,) with fields ``label``
     (the hard class ids) and ``soft`` (the teacher's probabilities, (N, C)), which the

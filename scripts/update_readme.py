@@ -29,7 +29,7 @@ def minutes(v):
 
 
 def results_block():
-    q4, q5, q6 = load("q4"), load("q5"), load("q6")
+    q4, q5, q6, q7 = load("q4"), load("q5"), load("q6"), load("q7")
     f1 = "macro F1 {:.3f}".format
     rows = [
         ("Q4", "CIFAR-10, fully connected (nnlib)", "test", pct(q4.get("test_accuracy")),
@@ -42,6 +42,16 @@ def results_block():
          + (f" ({q6['members_on_gpu']} of {q6['members']} members on a GPU)"
             if q6.get("members_on_gpu") else "")),
     ]
+    if q7:
+        rows += [
+            ("Q7", f"FER2013, fully connected student (nnlib), {q7['fcnet_parameters']:,} "
+             "parameters", "PublicTest", pct(q7["fcnet_test_accuracy"]),
+             f"{f1(q7['fcnet_macro_f1'])}; {q7['fcnet_images_per_s']:,} images/s",
+             minutes(q7["fcnet_minutes"])),
+            ("Q7", f"FER2013, small CNN student (Keras), {q7['cnn_parameters']:,} parameters",
+             "PublicTest", pct(q7["cnn_test_accuracy"]),
+             f"{f1(q7['cnn_macro_f1'])}; {q7['cnn_images_per_s']:,} images/s",
+             minutes(q7["cnn_total_minutes"]))]
     lines = ["| | model | test split | accuracy | also | training (2 CPU cores unless noted) |",
              "| --- | --- | --- | --- | --- | --- |"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
@@ -57,6 +67,17 @@ def results_block():
                   f"{q6['jit_compile']}), with fixed batch shapes, steps_per_execution=16, "
                   "one intra-op thread pool over both cores and the augmentation composed "
                   "into one affine warp per image."]
+    if q7:
+        lines += ["", "The Q7 students learn from the Q6 ensemble's probabilities "
+                  "(distillation; temperature and weight chosen on validation: "
+                  f"T = {q7['fcnet_temperature']:g}, alpha = {q7['fcnet_alpha']:g} for the "
+                  f"MLP, T = {q7['cnn_temperature']:g}, alpha = {q7['cnn_alpha']:g} for the "
+                  "CNN, which starts from the ensemble's compact member slimmed to three "
+                  "quarters of its filters). Images/s: predicting PublicTest on two CPU "
+                  f"cores, one view for the CNN (the teacher: {q7['teacher_images_per_s']:,})."
+                  " Training times include the settings compared and the teacher's labels "
+                  f"for the training images ({q7['teacher_label_minutes']:.0f} min, "
+                  "computed once)."]
     return "\n".join(lines)
 
 

@@ -114,3 +114,17 @@ def test_student_learns_a_teachers_probabilities():
         assert len(solver.train_acc_history) == 30  # accuracies against the hard ids
         agreement[name] = np.mean(model.predict(X_new) == teacher(X_new).argmax(1))
     assert agreement["soft"] > 0.9 and agreement["soft"] > agreement["hard"] + 0.03
+
+
+@pytest.mark.parametrize("T", [1.0, 2.0, 5.0])
+def test_soften_is_the_softmax_of_log_probabilities_at_T(T):
+    from nnlib import soften
+    rng = np.random.default_rng(3)
+    p = probs(rng, 4, 7)
+    got = soften(p, T)
+    ref = p ** (1 / T) / (p ** (1 / T)).sum(axis=1, keepdims=True)  # exp(log p / T)
+    np.testing.assert_allclose(got, ref, rtol=1e-6)
+    entropy = -(got * np.log(got)).sum(axis=1)
+    assert T == 1.0 or (entropy > -(p * np.log(p)).sum(axis=1)).all()  # flatter
+    zero = soften(np.array([[0.0, 0.25, 0.75]]), T)
+    assert zero[0, 0] == 0.0 and zero.sum() == pytest.approx(1.0)

@@ -29,7 +29,10 @@ def weights_digest(weights, h=None):
 
 
 def find_layer(model, name):
-    """The layer called ``name`` anywhere inside ``model`` (nested models included)."""
+    """The layer called ``name`` anywhere inside ``model`` (nested models included), or
+    ``model`` itself if that is its name."""
+    if model.name == name:
+        return model
     for layer in model.layers:
         if layer.name == name:
             return layer

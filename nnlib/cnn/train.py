@@ -13,9 +13,10 @@ import numpy as np
 from nnlib.atomic import TMP_PREFIX, temporary_path, write_text
 from nnlib.cnn.augment import as_images, make_dataset, random_affine_layer
 from nnlib.cnn.backend import import_keras
+from nnlib.cnn.distill import distillation_loss, distillation_targets, label_accuracy
 from nnlib.cnn.io import load_keras_model, write_keras
 from nnlib.cnn.models import build_cnn, device_description
-from nnlib.cnn.stored import best_weights, file_digest
+from nnlib.cnn.stored import best_weights, file_digest, weights_digest
 
 PATIENCE = 20  # epochs without a better validation accuracy before a run stops
 
@@ -34,7 +35,7 @@ class TrainedRun(NamedTuple):
 
 def train_cnn(model, data, run_dir, epochs=60, batch_size=64, lr=1e-3, weight_decay=1e-4,
               patience=PATIENCE, steps_per_execution=16, jit_compile=False, seed=0, verbose=2,
-              init=None, augment_in_graph=None):
+              init=None, augment_in_graph=None, distillation=None):
     """Train with AdamW and cosine decay; resumable.
 
     - run_dir: ``backup/`` (keras BackupAndRestore: an interrupted fit resumes at the
@@ -48,6 +49,10 @@ def train_cnn(model, data, run_dir, epochs=60, batch_size=64, lr=1e-3, weight_de
     - data: dict with X_train, y_train, X_val, y_val (uint8 images (N, 48, 48)).
     - init: a ``.keras`` file whose weights start the run (a warm restart from a trained
       network); its content's hash is part of the settings.
+    - distillation: dict with ``temperature`` and ``alpha`` (and anything else that
+      identifies the run, e.g. the digest of its starting weights): train on
+      ``distill.distillation_targets`` in ``data["y_train"]`` with ``distillation_loss``;
+      the validation labels stay class ids. The targets' digest joins the settings.
     With the TensorFlow backend a tf.data pipeline augments the batches on the CPU
     (``random_affine``); with another backend (JAX or PyTorch, on a GPU machine without
     TensorFlow) a ``RandomAffine`` layer in front of ``model`` augments them inside the
@@ -72,6 +77,17 @@ def train_cnn(model, data, run_dir, epochs=60, batch_size=64, lr=1e-3, weight_de
                     n_train=len(data["X_train"]), n_val=len(data["X_val"]))
     if init is not None:  # only then, so that the records of other runs still match
         settings["init"] = file_digest(Path(init))
+    loss, metric, y_val = "sparse_categorical_crossentropy", "accuracy", data["y_val"]
+    if distillation is not None:
+        y_train = np.asarray(data["y_train"], dtype=np.float32)
+        if y_train.ndim != 2 or y_train.shape[1] != model.output_shape[-1] + 1:
+            raise ValueError(f"distillation needs y_train of shape (N, 1 + "
+                             f"{model.output_shape[-1]}) from distillation_targets, got "
+                             f"{y_train.shape}")
+        settings["distillation"] = {**distillation, "targets": weights_digest([y_train])}
+        loss = distillation_loss(distillation["temperature"], distillation["alpha"])
+        metric = label_accuracy()
+        y_val = distillation_targets(y_val, num_classes=model.output_shape[-1])
     record = _read_record(record_path)
 
     same = record is not None and record["settings"] == settings
@@ -107,7 +123,7 @@ def train_cnn(model, data, run_dir, epochs=60, batch_size=64, lr=1e-3, weight_de
     if not augment_in_graph:
         trainer = model
         fit_data = dict(x=make_dataset(data["X_train"], data["y_train"], batch_size, True, seed),
-                        validation_data=make_dataset(data["X_val"], data["y_val"], 256, False),
+                        validation_data=make_dataset(data["X_val"], y_val, 256, False),
                         shuffle=False)  # the dataset shuffles itself
     else:  # no tf.data: augment inside the (compiled) training step
         trainer = keras.Sequential([keras.Input(model.input_shape[1:], name="image"),
@@ -115,13 +131,13 @@ def train_cnn(model, data, run_dir, epochs=60, batch_size=64, lr=1e-3, weight_de
         # steps_per_epoch: whole batches only, as in the tf.data pipeline
         fit_data = dict(x=as_images(data["X_train"]), y=np.asarray(data["y_train"]),
                         batch_size=batch_size, steps_per_epoch=steps, shuffle=True,
-                        validation_data=(as_images(data["X_val"]), np.asarray(data["y_val"])),
+                        validation_data=(as_images(data["X_val"]), np.asarray(y_val)),
                         validation_batch_size=256)
     schedule = keras.optimizers.schedules.CosineDecay(lr, decay_steps=epochs * steps,
                                                       alpha=0.01)
     trainer.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=weight_decay),
-                    loss="sparse_categorical_crossentropy", metrics=["accuracy"],
-                    steps_per_execution=steps_per_execution, jit_compile=jit_compile)
+                    loss=loss, metrics=[metric], steps_per_execution=steps_per_execution,
+                    jit_compile=jit_compile)
     best = _save_best(model, run_dir / "best.keras")
     if resuming and history_path.exists():  # keep the best of the epochs before the break
         history = _read_rows(history_path)
@@ -152,7 +168,7 @@ def train_cnn(model, data, run_dir, epochs=60, batch_size=64, lr=1e-3, weight_de
         best,
         keras.callbacks.CSVLogger(str(history_path), append=True),
         _atomic_backup(backup_dir),
-        keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=patience),
+        keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=patience),
     ]
     trainer.fit(**fit_data, epochs=epochs, callbacks=callbacks, verbose=verbose)
     write_text(record_path, json.dumps({"settings": settings, "finished": False,

@@ -1,0 +1,134 @@
+"""Distillation into a small CNN: the student's start, a slimmed copy of a trained network
+(``slim``); its training targets (``distillation_targets``); and the Keras loss and
+accuracy that ``train_cnn`` trains on them (``distillation_loss``, ``label_accuracy``),
+the same loss as ``nnlib.classifiers.distillation_loss``."""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from nnlib.cnn.backend import import_keras
+from nnlib.cnn.models import ARCHITECTURES, build_cnn
+
+
+def slim(model, arch):
+    """A ``build_cnn(arch)`` network started from the weights of ``model`` (built by
+    ``build_cnn`` with the same number of blocks, convolutions per block and dense units,
+    and at least as many filters): each convolution keeps the filters whose batch
+    normalisation scale |gamma| is largest ("network slimming", Liu et al., 2017), in their
+    order, and the next layer keeps the matching input channels."""
+    spec = ARCHITECTURES[arch]
+    blocks, convs = len(spec["filters"]), spec["convs"]
+    shape = [(b, k) for b in range(1, blocks + 1) for k in range(1, convs + 1)]
+    names = [f"conv{b}_{k}" for b, k in shape]
+    have = {layer.name for layer in model.layers}
+    if (not set(names) <= have or f"conv{blocks + 1}_1" in have or f"conv1_{convs + 1}" in have
+            or "dense" not in have or model.get_layer("dense").units != spec["dense"]):
+        raise ValueError(f"slim: {model.name} does not have the layout of {arch!r} "
+                         "(blocks, convolutions per block, dense units)")
+    student = build_cnn(arch, input_shape=model.input_shape[1:],
+                        num_classes=model.output_shape[-1])
+    kept = None  # the input channels the next layer keeps
+    for (b, k), name in zip(shape, names):
+        (kernel,) = model.get_layer(name).get_weights()
+        bn = model.get_layer(f"bn{b}_{k}").get_weights()
+        n = student.get_layer(name).filters
+        if n > kernel.shape[-1]:
+            raise ValueError(f"slim: {name} has {kernel.shape[-1]} filters, {arch!r} needs {n}")
+        keep = np.sort(np.argsort(-np.abs(bn[0]), kind="stable")[:n])
+        if kept is not None:
+            kernel = kernel[:, :, kept, :]
+        student.get_layer(name).set_weights([kernel[..., keep]])
+        student.get_layer(f"bn{b}_{k}").set_weights([w[keep] for w in bn])
+        kept = keep
+    dense_kernel, dense_bias = model.get_layer("dense").get_weights()
+    student.get_layer("dense").set_weights([dense_kernel[kept], dense_bias])
+    for name in ("bn_dense", "scores"):
+        student.get_layer(name).set_weights(model.get_layer(name).get_weights())
+    return student
+
+
+def distillation_targets(labels, soft=None, num_classes=7):
+    """Training targets float32 (N, 1 + C): the true class id in column 0, then the
+    teacher's probabilities at the distillation temperature (``nnlib.soften``); where
+    ``soft`` is None (validation data), the one-hot row of the true class instead."""
+    labels = np.asarray(labels)
+    if soft is None:
+        soft = np.eye(num_classes, dtype=np.float32)[labels]
+    soft = np.asarray(soft, dtype=np.float32)
+    if soft.ndim != 2 or len(soft) != len(labels):
+        raise ValueError(f"distillation_targets: soft must have shape ({len(labels)}, C), "
+                         f"got {soft.shape}")
+    return np.concatenate([labels[:, None].astype(np.float32), soft], axis=1)
+
+
+@functools.cache
+def _loss_class():
+    keras = import_keras()
+    ops = keras.ops
+
+    @keras.saving.register_keras_serializable(package="nnlib")
+    class DistillationLoss(keras.losses.Loss):
+        """``alpha`` T^2 times the cross-entropy of the student's scores at temperature T
+        with the soft targets (columns 1.. of y_true), plus ``1 - alpha`` times the
+        cross-entropy with the true class (column 0). The student's outputs are
+        probabilities: softmax(log p / T) is the softmax of its logits at T."""
+
+        def __init__(self, temperature=1.0, alpha=1.0, name="distillation", **kwargs):
+            super().__init__(name=name, **kwargs)
+            self.temperature, self.alpha = float(temperature), float(alpha)
+
+        def call(self, y_true, y_pred):
+            log_p = ops.log(ops.clip(y_pred, 1e-7, 1.0))
+            labels = ops.cast(y_true[:, 0], "int32")
+            hard = -ops.take_along_axis(log_p, labels[:, None], axis=1)[:, 0]
+            log_q = ops.log_softmax(log_p / self.temperature, axis=-1)
+            soft = -ops.sum(y_true[:, 1:] * log_q, axis=-1) * self.temperature ** 2
+            return self.alpha * soft + (1.0 - self.alpha) * hard
+
+        def get_config(self):
+            return {**super().get_config(), "temperature": self.temperature,
+                    "alpha": self.alpha}
+
+    return DistillationLoss
+
+
+def distillation_loss(temperature, alpha):
+    """The Keras loss for ``distillation_targets`` (see ``DistillationLoss``)."""
+    return _loss_class()(temperature, alpha)
+
+
+def label_accuracy():
+    """Keras metric "accuracy": the share of images whose top class is the true class
+    (column 0 of ``distillation_targets``)."""
+    keras = import_keras()
+    ops = keras.ops
+
+    def correct(y_true, y_pred):
+        return ops.cast(ops.equal(ops.cast(ops.argmax(y_pred, axis=-1), "int32"),
+                                  ops.cast(y_true[:, 0], "int32")), "float32")
+
+    return keras.metrics.MeanMetricWrapper(correct, name="accuracy")
+
+
+def train_student(start, arch, data, soft, run_dir, temperature, alpha, epochs, lr=5e-4,
+                  batch_size=64, seed=0, verbose=2):
+    """Distil into ``slim(start, arch)``: ``train_cnn`` on ``data`` (X_train, y_train,
+    X_val, y_val as for ``train_cnn``) with the teacher's probabilities ``soft`` (N, C)
+    on the training images, softened at ``temperature`` and weighted by ``alpha``
+    against the true classes; resumable in ``run_dir``, read back when finished.
+    Returns (the student with its best weights, ``TrainedRun``)."""
+    from nnlib.classifiers import soften
+    from nnlib.cnn.models import configure_tensorflow
+    from nnlib.cnn.stored import weights_digest
+    from nnlib.cnn.train import train_cnn
+
+    configure_tensorflow(seed=seed)
+    student = slim(start, arch)
+    targets = distillation_targets(data["y_train"], soften(soft, temperature))
+    run = train_cnn(student, {**data, "y_train": targets}, run_dir, epochs=epochs, lr=lr,
+                    batch_size=batch_size, seed=seed, verbose=verbose,
+                    distillation=dict(temperature=float(temperature), alpha=float(alpha),
+                                      start=weights_digest(start.get_weights())))
+    return student, run

@@ -1,0 +1,143 @@
+"""The Keras side of distillation: the slimmed student's start, the targets, the loss
+(against nnlib's NumPy distillation_loss) and a resumable distillation run."""
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("keras")
+
+from nnlib import distillation_loss as numpy_distillation_loss  # noqa: E402
+from nnlib import soften  # noqa: E402
+from nnlib.cnn import ARCHITECTURES, build_cnn, configure_tensorflow, train_cnn  # noqa: E402
+from nnlib.cnn.distill import (  # noqa: E402
+    distillation_loss,
+    distillation_targets,
+    label_accuracy,
+    slim,
+    train_student,
+)
+from nnlib.cnn.stored import find_layer  # noqa: E402
+
+
+@pytest.fixture
+def arches(monkeypatch):
+    """Two tiny layouts that differ only in their filters."""
+    monkeypatch.setitem(ARCHITECTURES, "t_wide", dict(filters=(6, 8), convs=1, dense=16,
+                                                      dropout=0.2))
+    monkeypatch.setitem(ARCHITECTURES, "t_thin", dict(filters=(3, 4), convs=1, dense=16,
+                                                      dropout=0.2))
+
+
+def randomised(model, seed=0):
+    rng = np.random.default_rng(seed)
+    model.set_weights([rng.standard_normal(w.shape).astype(np.float32) * 0.3
+                       + (1.0 if "variance" in v.path else 0.0)
+                       for w, v in zip(model.get_weights(), model.weights)])
+    return model
+
+
+def test_slim_keeping_every_filter_is_the_same_network(arches):
+    configure_tensorflow(seed=0)
+    source = randomised(build_cnn("t_wide"))
+    copy = slim(source, "t_wide")
+    X = np.random.default_rng(1).integers(0, 256, (5, 48, 48, 1)).astype(np.float32)
+    np.testing.assert_allclose(copy.predict(X, verbose=0), source.predict(X, verbose=0),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_slim_keeps_the_filters_with_the_largest_scale(arches):
+    configure_tensorflow(seed=0)
+    source = randomised(build_cnn("t_wide"))
+    gamma, beta, mean, var = source.get_layer("bn1_1").get_weights()
+    gamma = np.array([0.1, -3.0, 0.2, 2.0, -0.05, 1.0], np.float32)  # keep 1, 3, 5
+    source.get_layer("bn1_1").set_weights([gamma, beta, mean, var])
+    student = slim(source, "t_thin")
+    kept = [1, 3, 5]
+    np.testing.assert_array_equal(student.get_layer("bn1_1").get_weights()[0], gamma[kept])
+    np.testing.assert_array_equal(student.get_layer("conv1_1").get_weights()[0],
+                                  source.get_layer("conv1_1").get_weights()[0][..., kept])
+    # the next convolution reads only the kept channels
+    k2 = student.get_layer("conv2_1").get_weights()[0]
+    assert k2.shape == (3, 3, 3, 4)
+    g2 = np.abs(source.get_layer("bn2_1").get_weights()[0])
+    kept2 = np.sort(np.argsort(-g2, kind="stable")[:4])
+    k2_source = source.get_layer("conv2_1").get_weights()[0]
+    np.testing.assert_array_equal(k2, k2_source[:, :, kept][..., kept2])
+    np.testing.assert_array_equal(student.get_layer("dense").get_weights()[0],
+                                  source.get_layer("dense").get_weights()[0][kept2])
+    np.testing.assert_array_equal(student.get_layer("scores").get_weights()[0],
+                                  source.get_layer("scores").get_weights()[0])
+
+
+def test_slim_refuses_another_layout(arches):
+    with pytest.raises(ValueError, match="layout"):
+        slim(build_cnn("tiny"), "t_thin")  # 32 dense units, not 16
+    with pytest.raises(ValueError, match="filters"):
+        slim(build_cnn("t_thin"), "t_wide")
+
+
+def test_targets_put_the_class_first_and_one_hot_rows_without_a_teacher():
+    y = np.array([2, 0, 6])
+    t = distillation_targets(y)
+    assert t.shape == (3, 8) and t.dtype == np.float32
+    np.testing.assert_array_equal(t[:, 0], y)
+    np.testing.assert_array_equal(t[:, 1:], np.eye(7)[y])
+    with pytest.raises(ValueError, match="shape"):
+        distillation_targets(y, np.ones((2, 7)) / 7)
+
+
+@pytest.mark.parametrize("T, alpha", [(1.0, 0.0), (1.0, 1.0), (4.0, 0.5), (2.0, 0.9)])
+def test_keras_loss_equals_the_numpy_loss(T, alpha):
+    rng = np.random.default_rng(0)
+    logits = rng.standard_normal((6, 7)) * 2
+    p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)  # the student's outputs
+    y = rng.integers(0, 7, 6)
+    teacher = rng.random((6, 7)) + 0.01
+    teacher /= teacher.sum(axis=1, keepdims=True)
+    soft = soften(teacher, T)
+    ref, _ = numpy_distillation_loss(logits, y, soft.astype(np.float64), T, alpha)
+    got = distillation_loss(T, alpha)(distillation_targets(y, soft), p.astype(np.float32))
+    assert float(got) == pytest.approx(ref, rel=1e-4)
+
+
+def test_label_accuracy_reads_the_class_column():
+    metric = label_accuracy()
+    y = distillation_targets(np.array([0, 1, 2]), np.full((3, 7), 1 / 7))
+    metric.update_state(y, np.eye(7, dtype=np.float32)[[0, 1, 5]])
+    assert metric.name == "accuracy" and float(metric.result()) == pytest.approx(2 / 3)
+
+
+def test_find_layer_finds_the_model_itself():
+    m = build_cnn("tiny")
+    assert find_layer(m, m.name) is m and find_layer(m, "dense") is m.get_layer("dense")
+
+
+def test_distillation_run_records_its_settings_and_reads_back(arches, tmp_path):
+    configure_tensorflow(seed=0)
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 7, 48)
+    X = rng.integers(0, 50, (48, 48, 48)).astype(np.uint8)
+    X[np.arange(48), :, y * 6] = 255
+    data = {"X_train": X[:32], "y_train": y[:32], "X_val": X[32:], "y_val": y[32:]}
+    teacher = np.full((32, 7), 0.02, np.float32)
+    teacher[np.arange(32), y[:32]] = 0.88
+    source = build_cnn("t_wide")
+    student, run = train_student(source, "t_thin", data, teacher, tmp_path / "r", 2.0, 0.5,
+                                 epochs=2, batch_size=16, verbose=0)
+    assert run.epochs == 2 and len(run.history["val_accuracy"]) == 2
+    settings = json.loads((tmp_path / "r" / "run.json").read_text())["settings"]
+    assert settings["distillation"]["temperature"] == 2.0
+    assert settings["distillation"]["alpha"] == 0.5
+    assert len(settings["distillation"]["targets"]) == 64  # a SHA-256 of the targets
+    again, run2 = train_student(source, "t_thin", data, teacher, tmp_path / "r", 2.0, 0.5,
+                                epochs=2, batch_size=16, verbose=0)
+    assert run2.history == run.history
+    for a, b in zip(again.get_weights(), student.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="other settings"):  # another alpha: kept
+        train_student(source, "t_thin", data, teacher, tmp_path / "r", 2.0, 0.9, epochs=2,
+                      batch_size=16, verbose=0)
+    with pytest.raises(ValueError, match="distillation_targets"):
+        train_cnn(build_cnn("t_thin"), data, tmp_path / "s", epochs=1, batch_size=16,
+                  distillation=dict(temperature=1.0, alpha=1.0))
