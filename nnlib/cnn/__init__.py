@@ -18,6 +18,7 @@ the model's first layer, so a saved ``.keras`` file carries its preprocessing.
 | ``ensemble`` | test-time augmentation, ensembles, choosing members and views, ``predict_keras`` |
 | ``stored`` | a finished run's weights kept once, in the ensemble that holds them |
 | ``teacher`` | a teacher's class probabilities for distillation, cached by fingerprint |
+| ``distill`` | a student's start (``slim``), its targets and loss, ``train_student`` |
 | ``io`` | ``load_keras_model`` (safe mode, clear errors), ``save_keras_model`` (atomic) |
 """
 from nnlib.cnn.augment import make_dataset, random_affine
