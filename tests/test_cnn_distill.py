@@ -141,3 +141,19 @@ def test_distillation_run_records_its_settings_and_reads_back(arches, tmp_path):
     with pytest.raises(ValueError, match="distillation_targets"):
         train_cnn(build_cnn("t_thin"), data, tmp_path / "s", epochs=1, batch_size=16,
                   distillation=dict(temperature=1.0, alpha=1.0))
+
+
+def test_distillation_trains_with_the_augmentation_inside_the_step(arches, tmp_path):
+    """The path of a GPU machine without TensorFlow (Keras's JAX or PyTorch backend)."""
+    configure_tensorflow(seed=0)
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 7, 48)
+    X = rng.integers(0, 256, (48, 48, 48)).astype(np.uint8)
+    teacher = np.full((32, 7), 1 / 7, np.float32)
+    data = {"X_train": X[:32], "y_train": distillation_targets(y[:32], teacher),
+            "X_val": X[32:], "y_val": y[32:]}
+    run = train_cnn(build_cnn("t_thin"), data, tmp_path / "r", epochs=1, batch_size=16,
+                    steps_per_execution=1, verbose=0, augment_in_graph=True,
+                    distillation=dict(temperature=2.0, alpha=1.0))
+    assert run.epochs == 1 and np.isfinite(run.history["loss"]).all()
+    assert 0.0 <= run.history["val_accuracy"][0] <= 1.0
