@@ -6,9 +6,21 @@ train through ``nnlib.cnn.distill.train_student``.
 
     python scripts/train_q7_student.py --temperature 4 --alpha 0.5 --epochs 3 \\
         --run-dir runs/full/q7/cnn_T4_a0.5_3ep
+
+On a GPU machine without TensorFlow or the image folders (Keras's JAX backend): write the
+split, the teacher's probabilities and the starting weights here once, carry the file
+there, and train from it:
+
+    python scripts/train_q7_student.py --write-arrays q7.npz.xz
+    KERAS_BACKEND=jax python scripts/train_q7_student.py --arrays q7.npz.xz \\
+        --temperature 2 --alpha 0.5 --epochs 150 --patience 50 --run-dir OUT
 """
 import argparse
+import io
+import lzma
 from pathlib import Path
+
+import numpy as np
 
 from nnlib.cnn import ARCHITECTURES, build_cnn
 from nnlib.cnn.distill import train_student
@@ -20,22 +32,51 @@ from nnlib.paths import MODELS_DIR, RUNS_DIR
 parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog=__doc__.split("\n\n", 1)[1])
-parser.add_argument("--temperature", type=float, required=True)
-parser.add_argument("--alpha", type=float, required=True, help="weight of the soft targets")
-parser.add_argument("--epochs", type=int, required=True)
+parser.add_argument("--temperature", type=float)
+parser.add_argument("--alpha", type=float, help="weight of the soft targets")
+parser.add_argument("--epochs", type=int)
 parser.add_argument("--lr", type=float, default=5e-4)
+parser.add_argument("--patience", type=int, help="default: train_cnn's")
 parser.add_argument("--arch", default="small", choices=sorted(ARCHITECTURES))
 parser.add_argument("--start", default="compact:0",
                     help="ARCH:SEED of the Q6 member whose slimmed weights start the student")
-parser.add_argument("--run-dir", type=Path, required=True)
+parser.add_argument("--run-dir", type=Path)
+parser.add_argument("--arrays", help="read the data from this .npz[.xz] (--write-arrays)")
+parser.add_argument("--write-arrays", help="write the split, the teacher's probabilities and "
+                                           "the start's weights to this .npz[.xz]")
 args = parser.parse_args()
-
-fer = load_fer2013(val_size=0.1, seed=0)  # the Q7 notebook's split (Q5's and Q6's)
-soft = teacher_probabilities(MODELS_DIR / "fer2013_cnn.keras", fer["X_train"],
-                             RUNS_DIR / "full" / "q7", progress=True)
 start_arch, start_seed = args.start.split(":")
 start = build_cnn(start_arch)
-start.set_weights(best_weights(MODELS_DIR / "fer2013_cnn_members" / f"seed{start_seed}"))
-_, run = train_student(start, args.arch, fer, soft, args.run_dir, args.temperature,
-                       args.alpha, args.epochs, lr=args.lr)
-print(f"{args.run_dir}: best validation accuracy {max(run.history['val_accuracy']):.4f}")
+SPLIT = ("X_train", "y_train", "X_val", "y_val")
+
+if args.arrays:
+    raw = Path(args.arrays).read_bytes()
+    with np.load(io.BytesIO(lzma.decompress(raw) if args.arrays.endswith(".xz") else raw)) as f:
+        data, soft = {k: f[k] for k in SPLIT}, f["teacher"]
+        start.set_weights([f[f"start_{i}"] for i in range(len(start.weights))])
+else:
+    fer = load_fer2013(val_size=0.1, seed=0)  # the Q7 notebook's split (Q5's and Q6's)
+    data = {k: fer[k] for k in SPLIT}
+    soft = teacher_probabilities(MODELS_DIR / "fer2013_cnn.keras", fer["X_train"],
+                                 RUNS_DIR / "full" / "q7", progress=True)
+    start.set_weights(best_weights(MODELS_DIR / "fer2013_cnn_members" / f"seed{start_seed}"))
+if args.write_arrays:
+    buf = io.BytesIO()
+    np.savez(buf, **data, teacher=soft,
+             **{f"start_{i}": w for i, w in enumerate(start.get_weights())})
+    raw = buf.getvalue()
+    Path(args.write_arrays).write_bytes(lzma.compress(raw) if args.write_arrays.endswith(".xz")
+                                        else raw)
+    raise SystemExit(0)
+if None in (args.temperature, args.alpha, args.epochs, args.run_dir):
+    parser.error("--temperature, --alpha, --epochs and --run-dir are required to train")
+
+import keras  # noqa: E402  (after nnlib.cnn has chosen the default backend)
+
+# XLA for JAX (without it every op runs alone); TensorFlow trains without it, as in Q6
+_, run = train_student(start, args.arch, data, soft, args.run_dir, args.temperature,
+                       args.alpha, args.epochs, lr=args.lr, patience=args.patience,
+                       jit_compile=keras.backend.backend() == "jax")
+print(f"{args.run_dir}: {run.epochs} epochs, {run.seconds / 60:.1f} min, "
+      f"{run.images_per_s:.0f} images/s on {run.device}; best validation accuracy "
+      f"{max(run.history['val_accuracy']):.4f}", flush=True)

@@ -113,22 +113,26 @@ def label_accuracy():
 
 
 def train_student(start, arch, data, soft, run_dir, temperature, alpha, epochs, lr=5e-4,
-                  batch_size=64, seed=0, verbose=2):
+                  batch_size=64, patience=None, seed=0, jit_compile=False, verbose=2):
     """Distil into ``slim(start, arch)``: ``train_cnn`` on ``data`` (X_train, y_train,
     X_val, y_val as for ``train_cnn``) with the teacher's probabilities ``soft`` (N, C)
     on the training images, softened at ``temperature`` and weighted by ``alpha``
     against the true classes; resumable in ``run_dir``, read back when finished.
-    Returns (the student with its best weights, ``TrainedRun``)."""
+    ``patience``: None for ``train_cnn``'s; ``jit_compile``: True for Keras's JAX backend
+    (not part of the settings). Returns (the student with its best weights,
+    ``TrainedRun``)."""
     from nnlib.classifiers import soften
     from nnlib.cnn.models import configure_tensorflow
     from nnlib.cnn.stored import weights_digest
-    from nnlib.cnn.train import train_cnn
+    from nnlib.cnn.train import PATIENCE, train_cnn
 
     configure_tensorflow(seed=seed)
     student = slim(start, arch)
     targets = distillation_targets(data["y_train"], soften(soft, temperature))
     run = train_cnn(student, {**data, "y_train": targets}, run_dir, epochs=epochs, lr=lr,
                     batch_size=batch_size, seed=seed, verbose=verbose,
+                    patience=PATIENCE if patience is None else patience,
+                    jit_compile=jit_compile,
                     distillation=dict(temperature=float(temperature), alpha=float(alpha),
                                       start=weights_digest(start.get_weights())))
     return student, run
