@@ -7,7 +7,9 @@ finite values) before anything is built, and a bad file raises ``ModelError`` na
 """
 from __future__ import annotations
 
+import io
 import json
+import lzma
 import zipfile
 import zlib
 from pathlib import Path
@@ -177,3 +179,21 @@ def _read_preprocessor(path, cfg, arrays, input_dim):
 def _first_line(e):
     text = str(e).strip().splitlines()
     return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
+
+
+def write_arrays(path, **arrays):
+    """Write ``arrays`` to ``path`` as an .npz, xz-compressed when the name ends in .xz
+    (to carry a data set to another machine); replaced atomically."""
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    raw = buf.getvalue()
+    with atomic_open(Path(path)) as f:
+        f.write(lzma.compress(raw) if str(path).endswith(".xz") else raw)
+
+
+def read_arrays(path):
+    """The arrays of a ``write_arrays`` file, as a dict."""
+    raw = Path(path).read_bytes()
+    with np.load(io.BytesIO(lzma.decompress(raw) if str(path).endswith(".xz") else raw),
+                 allow_pickle=False) as f:
+        return {k: f[k] for k in f.files}

@@ -21,13 +21,10 @@ its last epoch, its best epoch kept, and the notebook then reads it back:
     python scripts/train_q6_member.py --seed 7 --stop "time limit" --device "jax, H100"
 """
 import argparse
-import io
-import lzma
 from pathlib import Path
 
-import numpy as np
-
 from nnlib.cnn import ARCHITECTURES, MEMBER_DEFAULTS, train_member
+from nnlib.io import read_arrays, write_arrays
 from nnlib.paths import MODELS_DIR
 
 SPLIT = ("X_train", "y_train", "X_val", "y_val")
@@ -37,12 +34,6 @@ def notebook_split():
     from nnlib.data import load_fer2013
     fer = load_fer2013(val_size=0.1, seed=0)  # the Q6 notebook's split
     return {k: fer[k] for k in SPLIT}
-
-
-def read_arrays(path):
-    raw = Path(path).read_bytes()
-    with np.load(io.BytesIO(lzma.decompress(raw) if str(path).endswith(".xz") else raw)) as f:
-        return {k: f[k] for k in SPLIT}
 
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
@@ -73,18 +64,15 @@ if args.stop:
     raise SystemExit(0)
 
 if args.write_arrays:
-    buf = io.BytesIO()
-    np.savez(buf, **notebook_split())
-    raw = buf.getvalue()
-    Path(args.write_arrays).write_bytes(lzma.compress(raw) if args.write_arrays.endswith(".xz")
-                                        else raw)
+    write_arrays(args.write_arrays, **notebook_split())
     raise SystemExit(0)
 if args.seed is None or args.epochs is None:
     parser.error("--seed and --epochs are required to train")
 
 import keras  # noqa: E402  (after nnlib.cnn has chosen the default backend)
 
-data = read_arrays(args.arrays) if args.arrays else notebook_split()
+data = ({k: v for k, v in read_arrays(args.arrays).items() if k in SPLIT} if args.arrays
+        else notebook_split())
 # XLA for JAX (without it every op runs alone); TensorFlow's choice is measured in Q6
 jit_compile = keras.backend.backend() == "jax"
 epochs = args.epochs

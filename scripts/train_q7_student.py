@@ -16,17 +16,14 @@ there, and train from it:
         --temperature 2 --alpha 0.5 --epochs 150 --patience 50 --run-dir OUT
 """
 import argparse
-import io
-import lzma
 from pathlib import Path
-
-import numpy as np
 
 from nnlib.cnn import ARCHITECTURES, build_cnn
 from nnlib.cnn.distill import train_student
 from nnlib.cnn.stored import best_weights
 from nnlib.cnn.teacher import teacher_probabilities
 from nnlib.data import load_fer2013
+from nnlib.io import read_arrays, write_arrays
 from nnlib.paths import MODELS_DIR, RUNS_DIR
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
@@ -50,10 +47,9 @@ start = build_cnn(start_arch)
 SPLIT = ("X_train", "y_train", "X_val", "y_val")
 
 if args.arrays:
-    raw = Path(args.arrays).read_bytes()
-    with np.load(io.BytesIO(lzma.decompress(raw) if args.arrays.endswith(".xz") else raw)) as f:
-        data, soft = {k: f[k] for k in SPLIT}, f["teacher"]
-        start.set_weights([f[f"start_{i}"] for i in range(len(start.weights))])
+    f = read_arrays(args.arrays)
+    data, soft = {k: f[k] for k in SPLIT}, f["teacher"]
+    start.set_weights([f[f"start_{i}"] for i in range(len(start.weights))])
 else:
     fer = load_fer2013(val_size=0.1, seed=0)  # the Q7 notebook's split (Q5's and Q6's)
     data = {k: fer[k] for k in SPLIT}
@@ -61,19 +57,15 @@ else:
                                  RUNS_DIR / "full" / "q7", progress=True)
     start.set_weights(best_weights(MODELS_DIR / "fer2013_cnn_members" / f"seed{start_seed}"))
 if args.write_arrays:
-    buf = io.BytesIO()
-    np.savez(buf, **data, teacher=soft,
-             **{f"start_{i}": w for i, w in enumerate(start.get_weights())})
-    raw = buf.getvalue()
-    Path(args.write_arrays).write_bytes(lzma.compress(raw) if args.write_arrays.endswith(".xz")
-                                        else raw)
+    write_arrays(args.write_arrays, **data, teacher=soft,
+                 **{f"start_{i}": w for i, w in enumerate(start.get_weights())})
     raise SystemExit(0)
 if None in (args.temperature, args.alpha, args.epochs, args.run_dir):
     parser.error("--temperature, --alpha, --epochs and --run-dir are required to train")
 
 import keras  # noqa: E402  (after nnlib.cnn has chosen the default backend)
 
-# XLA for JAX (without it every op runs alone); TensorFlow trains without it, as in Q6
+# XLA for JAX (without it every op runs alone); on TensorFlow Q6 measured it slower
 _, run = train_student(start, args.arch, data, soft, args.run_dir, args.temperature,
                        args.alpha, args.epochs, lr=args.lr, patience=args.patience,
                        jit_compile=keras.backend.backend() == "jax")

@@ -524,3 +524,16 @@ def test_a_keras_model_without_keras_installed(tmp_path, capsys, monkeypatch):
     with pytest.raises(SystemExit) as e:
         main(["--model", str(tmp_path / "m.keras"), "--data", str(tmp_path / "t.csv")])
     assert e.value.code == 2 and "Keras is not installed here" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["split.npz", "split.npz.xz"])
+def test_arrays_carried_to_another_machine_read_back_unchanged(tmp_path, name):
+    from nnlib.io import read_arrays, write_arrays
+    X = np.arange(2 * 48 * 48, dtype=np.uint8).reshape(2, 48, 48)
+    y = np.array([3, 6])
+    write_arrays(tmp_path / name, X_train=X, y_train=y)
+    back = read_arrays(tmp_path / name)
+    assert sorted(back) == ["X_train", "y_train"]
+    np.testing.assert_array_equal(back["X_train"], X)
+    np.testing.assert_array_equal(back["y_train"], y)
+    assert list(tmp_path.iterdir()) == [tmp_path / name]  # no temporary file left
