@@ -14,6 +14,10 @@ from nnlib.atomic import atomic_open, write_text
 from nnlib.paths import FIGURES_DIR, GENERATED_DIR, RUNS_DIR
 
 PROFILES = ("smoke", "full")
+# the report's text width (16.6 cm): a wider figure is shrunk to it there, a narrower one
+# is shown at its own size; every text must stay legible at that print size
+PRINT_WIDTH_IN = 16.6 / 2.54
+MIN_POINTS = 7
 _NUMBER_WORDS = ["Zero", "One", "Two", "Three", "Four", "Five", "Six", "Seven", "Eight", "Nine"]
 
 
@@ -86,8 +90,10 @@ class Exporter:
         self.results = {}
 
     def figure(self, fig, name):
-        """Save a matplotlib figure as vector PDF (report) and PNG (README). Returns
-        nothing, so that a notebook cell ending with it shows no path of this machine."""
+        """Save a matplotlib figure as vector PDF (report) and PNG (README), its texts
+        made legible at print size first (``legible``). Returns nothing, so that a
+        notebook cell ending with it shows no path of this machine."""
+        legible(fig)
         stem = self.figures_dir / f"q{self.question}_{name}"
         # no creation date: an unchanged figure re-exports byte for byte
         with atomic_open(stem.with_suffix(".pdf")) as f:
@@ -99,7 +105,8 @@ class Exporter:
         """Write a pandas DataFrame as a LaTeX tabular (booktabs) for \\input (returns
         nothing, like ``figure``)."""
         to_latex.setdefault("escape", True)
-        write_text(self.generated_dir / f"q{self.question}_{name}.tex", df.to_latex(**to_latex))
+        write_text(self.generated_dir / f"q{self.question}_{name}.tex",
+                   report_notation(df.to_latex(**to_latex)))
 
     def values(self, **values):
         """Record headline values: JSON (``qN.json``) and LaTeX macros (``qN_values.tex``).
@@ -117,6 +124,39 @@ class Exporter:
                          f"{{{_format(key, value)}}}")
         write_text(self.generated_dir / f"q{self.question}.json", text)
         write_text(self.generated_dir / f"q{self.question}_values.tex", "\n".join(lines) + "\n")
+
+
+# the report's notation for words that tables spell plainly in the notebooks
+_NOTATION = ((re.compile(r"\bF1\b"), r"$F_1$"), (re.compile(r"\blambda\b"), r"$\\lambda$"))
+
+
+def report_notation(latex):
+    """A LaTeX table's "F1" and "lambda" written as the report's $F_1$ and $\\lambda$."""
+    for pattern, replacement in _NOTATION:
+        latex = pattern.sub(replacement, latex)
+    return latex
+
+
+def legible(fig, width=PRINT_WIDTH_IN, min_points=MIN_POINTS):
+    """Raise every text of ``fig`` (labels, ticks, legends, annotations) to at least
+    ``min_points`` at print size: the saved figure (its tight bounding box) shrunk to
+    ``width`` inches if it is wider. Returns the smallest font size at print size."""
+    from matplotlib.text import Text
+
+    def print_scale():
+        fig.canvas.draw()  # lays the figure out again with the current fonts
+        saved = fig.get_tightbbox(fig.canvas.get_renderer()).width
+        return min(1.0, width / saved)
+
+    texts = [t for t in fig.findobj(Text) if t.get_text() and t.get_visible()]
+    for _ in range(4):  # larger fonts can widen the figure: check again
+        scale = print_scale()
+        small = [t for t in texts if t.get_fontsize() * scale < min_points - 1e-6]
+        for t in small:
+            t.set_fontsize(min_points / scale * 1.02)
+        if not small:
+            break
+    return min((t.get_fontsize() for t in texts), default=min_points) * print_scale()
 
 
 def _format(key, value):

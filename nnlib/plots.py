@@ -67,11 +67,12 @@ def plot_curves(histories, title=None, best_epoch=None, train_label="training"):
     return fig
 
 
-def plot_runs(histories, title=None):
+def plot_runs(histories, title=None, offsets=None):
     """Learning curves of several training runs on shared axes: loss (left) and accuracy
     (right) per epoch, validation solid and training dashed, one colour and marker per
     run. ``histories`` maps a label to a mapping of ``loss``, ``val_loss``, ``accuracy``
-    and ``val_accuracy`` per-epoch lists (a Keras history). Returns the figure."""
+    and ``val_accuracy`` per-epoch lists (a Keras history); ``offsets`` maps a label to
+    the epochs before its first (a run that continues another). Returns the figure."""
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, 2, figsize=(8, 3), layout="constrained")
     markers = "osD^vP*X"
@@ -79,7 +80,7 @@ def plot_runs(histories, title=None):
         missing = {"loss", "val_loss", "accuracy", "val_accuracy"} - set(h)
         if missing:
             raise ValueError(f"plot_runs: the history of {label!r} lacks {sorted(missing)}")
-        ep = np.arange(1, len(h["val_loss"]) + 1)
+        ep = np.arange(1, len(h["val_loss"]) + 1) + (offsets or {}).get(label, 0)
         style = dict(lw=1, marker=markers[n % len(markers)], ms=3,
                      markevery=max(1, len(ep) // 8), color=f"C{n}")
         for ax, key in zip(axes, ("loss", "accuracy")):

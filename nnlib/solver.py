@@ -310,7 +310,8 @@ class Solver:
         bs = int(self.batch_size)
         per_epoch = math.ceil(N / bs)
         bar = tqdm(total=per_epoch * max(self.num_epochs - self.epoch, 0),
-                   disable=not self.verbose, unit="batch", mininterval=1.0, dynamic_ncols=True)
+                   disable=not self.verbose or self.stop_reason is not None,  # done: no bar
+                   unit="batch", mininterval=1.0, dynamic_ncols=True)
         self._clock = time.perf_counter()
         diverged = False
         try:

@@ -511,3 +511,43 @@ def test_processor_names():
     assert processor_name("jax, NVIDIA H100 80GB HBM3") == "H100 80GB HBM3"
     assert processor_name("tensorflow, CPU (2 CPU cores)") == "CPU (2 CPU cores)"
     assert processor_name(None) == "not recorded"
+
+
+def test_build_cnn_overrides_and_no_dense_layer():
+    plain, no_dense = build_cnn("tiny"), build_cnn("tiny", dense=0, dropout=0.0)
+    names = {layer.name for layer in no_dense.layers}
+    assert "dense" not in names and "bn_dense" not in names
+    # the classifier reads the 16 pooled channels of "tiny" directly: 16 * 7 + 7 weights
+    assert no_dense.get_layer("scores").count_params() == 16 * 7 + 7
+    # dense (16 * 32 + 32), its batch normalisation (4 * 32), the wider classifier
+    dense_weights = (16 * 32 + 32) + 4 * 32 + 32 * 7 - 16 * 7
+    assert plain.count_params() - no_dense.count_params() == dense_weights
+    assert no_dense.get_layer("dropout").rate == 0.0
+    with pytest.raises(ValueError, match="unknown settings"):
+        build_cnn("tiny", kernel=5)
+
+
+def test_dropped_weights_read_back_history_only(trained, tmp_path):
+    import shutil
+
+    from nnlib.cnn.train import drop_weights
+    data, run, hist = trained[1], trained[2], trained[3]
+    shutil.copytree(run, tmp_path / "run")
+    drop_weights(tmp_path / "run")
+    assert not (tmp_path / "run" / "best.keras").exists()
+    configure_tensorflow(seed=3)
+    model = build_cnn("tiny")
+    built = [w.copy() for w in model.get_weights()]
+    again = train_cnn(model, data, tmp_path / "run", epochs=2, batch_size=16,
+                      steps_per_execution=2, verbose=0)
+    assert again.history == hist and again.epochs == 2
+    for w1, w2 in zip(model.get_weights(), built):  # left as built: nothing to load
+        np.testing.assert_array_equal(w1, w2)
+    with pytest.raises(ValueError, match="no finished run"):
+        drop_weights(tmp_path / "empty")
+
+
+def test_candidate_dirs_are_distinct():
+    from nnlib.cnn.compare import CANDIDATES, candidate_dir
+    assert candidate_dir("compact, no dropout", 1) == "compact-no-dropout_seed1"
+    assert len({candidate_dir(n, 0) for n in CANDIDATES}) == len(CANDIDATES)

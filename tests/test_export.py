@@ -95,3 +95,35 @@ def test_project_root_without_an_editable_install(tmp_path, monkeypatch):
 def test_tables_show_floats_briefly(v, shown):
     from nnlib.export import format_float
     assert format_float(v) == shown
+
+
+def test_figure_texts_are_legible_at_print_size():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from nnlib.export import PRINT_WIDTH_IN, legible
+    fig, ax = plt.subplots(figsize=(2 * PRINT_WIDTH_IN, 2))  # shrunk to half in print
+    ax.plot([0, 1], label="a")
+    ax.legend(fontsize=6)
+    ax.annotate("n=3", (0.5, 0.5), fontsize=5)
+    ax.set_xlabel("epoch", fontsize=20)
+    assert legible(fig) >= 7 - 1e-6
+    fig.canvas.draw()
+    scale = PRINT_WIDTH_IN / fig.get_tightbbox(fig.canvas.get_renderer()).width
+    assert min(t.get_fontsize() for t in ax.get_legend().get_texts()) * scale >= 7 - 1e-6
+    assert ax.xaxis.label.get_fontsize() == 20  # large enough already: unchanged
+    small, ax2 = plt.subplots(figsize=(3, 2))  # printed at its own size
+    ax2.set_title("t", fontsize=6)
+    legible(small)
+    assert ax2.title.get_fontsize() >= 7
+
+
+def test_tables_use_the_report_notation(tmp_path, monkeypatch):
+    import pandas as pd
+    monkeypatch.setattr("nnlib.export.RUNS_DIR", tmp_path)
+    ex = Exporter(5, "smoke")
+    ex.table(pd.DataFrame({"F1 (CNN)": [0.5], "setting": ["L2 lambda = 0.001"],
+                           "F10": [1]}), "t", index=False)
+    tex = (tmp_path / "smoke" / "generated" / "q5_t.tex").read_text()
+    assert "$F_1$ (CNN)" in tex and r"L2 $\lambda$ = 0.001" in tex and "F10" in tex

@@ -44,6 +44,10 @@ def test_run_curves_plot_each_run_with_its_own_marker():
     np.testing.assert_allclose(acc.lines[2].get_ydata(), [0.3, 0.55, 0.58])  # seed 1, val
     assert acc.lines[3].get_linestyle() == "--"  # its training curve
     assert loss.lines[0].get_marker() != loss.lines[2].get_marker()
+    # a run that continues another starts after the epochs it continues
+    acc = plot_runs(runs, offsets={"seed 1": 5}).axes[1]
+    np.testing.assert_array_equal(acc.lines[2].get_xdata(), [6, 7, 8])
+    np.testing.assert_array_equal(acc.lines[0].get_xdata(), [1, 2])
     with pytest.raises(ValueError, match="'seed 2' lacks \\['val_accuracy'\\]"):
         plot_runs({"seed 2": {"loss": [1], "val_loss": [1], "accuracy": [1]}})
 

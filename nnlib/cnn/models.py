@@ -48,15 +48,20 @@ def set_threads(threads=None):
         pass
 
 
-def build_cnn(arch="compact", input_shape=(48, 48, 1), num_classes=7, l2=1e-4):
+def build_cnn(arch="compact", input_shape=(48, 48, 1), num_classes=7, l2=1e-4, **overrides):
     """A VGG-style network: blocks of 3x3 convolutions (same padding) with batch
     normalisation and ReLU, each followed by 2x2 max pooling; global average pooling,
-    one dense layer with dropout, softmax. ``arch`` names an entry of ARCHITECTURES."""
+    one dense layer (none if ``dense`` is 0) with dropout, softmax. ``arch`` names an entry
+    of ARCHITECTURES; ``overrides`` replace its keys (filters, convs, dense, dropout)."""
     keras = import_keras()
     layers = keras.layers
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}; choose one of {sorted(ARCHITECTURES)}")
-    spec = ARCHITECTURES[arch]
+    unknown = set(overrides) - set(ARCHITECTURES[arch])
+    if unknown:
+        raise ValueError(f"unknown settings {sorted(unknown)}; choose from "
+                         f"{sorted(ARCHITECTURES[arch])}")
+    spec = {**ARCHITECTURES[arch], **overrides}
     reg = keras.regularizers.l2(l2) if l2 else None
     inputs = keras.Input(input_shape, name="image")
     x = layers.Rescaling(1 / 255.0, name="scale")(inputs)
@@ -68,9 +73,10 @@ def build_cnn(arch="compact", input_shape=(48, 48, 1), num_classes=7, l2=1e-4):
             x = layers.ReLU(name=f"relu{b}_{k + 1}")(x)
         x = layers.MaxPooling2D(2, name=f"pool{b}")(x)
     x = layers.GlobalAveragePooling2D(name="gap")(x)
-    x = layers.Dense(spec["dense"], kernel_regularizer=reg, name="dense")(x)
-    x = layers.BatchNormalization(momentum=BN_MOMENTUM, name="bn_dense")(x)
-    x = layers.ReLU(name="relu_dense")(x)
+    if spec["dense"]:
+        x = layers.Dense(spec["dense"], kernel_regularizer=reg, name="dense")(x)
+        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name="bn_dense")(x)
+        x = layers.ReLU(name="relu_dense")(x)
     x = layers.Dropout(spec["dropout"], name="dropout")(x)
     outputs = layers.Dense(num_classes, activation="softmax", name="scores")(x)
     return keras.Model(inputs, outputs, name=f"fer_{arch}")

@@ -1,6 +1,7 @@
 """Resumable training (``train_cnn``): AdamW with cosine decay, the best epoch kept,
 per-epoch history and timings, a run record; every file written so that a killed run
-resumes without losing an epoch. Also ``stop_run`` and ``measure_throughput``."""
+resumes without losing an epoch. Also ``stop_run``, ``drop_weights`` and
+``measure_throughput``."""
 from __future__ import annotations
 
 import os
@@ -62,7 +63,8 @@ def train_cnn(model, data, run_dir, epochs=60, batch_size=64, lr=1e-3, weight_de
     Returns a ``TrainedRun`` (history dict, epochs run, seconds, training images/s):
     the seconds are the wall time summed over all the sessions of the run, validation
     passes included; the images/s count the training passes only (the whole epochs where
-    a history has no ``val_seconds``). Either way ``model`` ends with the best weights.
+    a history has no ``val_seconds``). Either way ``model`` ends with the best weights,
+    unless ``drop_weights`` removed them (then it stays as built).
     """
     import json
 
@@ -92,7 +94,8 @@ def train_cnn(model, data, run_dir, epochs=60, batch_size=64, lr=1e-3, weight_de
 
     same = record is not None and record["settings"] == settings
     if same and record["finished"]:
-        model.set_weights(best_weights(run_dir))
+        if not record.get("weights_dropped"):
+            model.set_weights(best_weights(run_dir))
         if history_path.exists():
             return _read_history(history_path, settings)._replace(
                 device=record.get("device"), stopped=record.get("stopped"))
@@ -192,6 +195,19 @@ def _finish_run(model, run_dir, settings):
         "images_per_s": run.images_per_s, "device": run.device}))
     shutil.rmtree(run_dir / "backup", ignore_errors=True)
     return run
+
+
+def drop_weights(run_dir):
+    """Remove the best weights of a finished run that is kept only for its history (a
+    comparison of settings): ``train_cnn`` with the same settings then reads the history
+    back and leaves its ``model`` as built."""
+    import json
+    run_dir = Path(run_dir)
+    record = _read_record(run_dir / "run.json")
+    if record is None or not record["finished"]:
+        raise ValueError(f"{run_dir} holds no finished run; finish or delete it first")
+    write_text(run_dir / "run.json", json.dumps({**record, "weights_dropped": True}))
+    (run_dir / "best.keras").unlink(missing_ok=True)
 
 
 def _read_record(path):

@@ -1,0 +1,47 @@
+"""Train the candidates of Q6's comparison (``nnlib.cnn.compare.CANDIDATES``) outside the
+notebook, with its settings, e.g. on a GPU machine; the notebook then reads the runs back
+from ``models/fer2013_cnn_compare/`` (history and record, no weights).
+
+    python scripts/train_q6_member.py --write-arrays split.npz.xz
+    KERAS_BACKEND=jax python scripts/compare_q6_candidates.py --arrays split.npz.xz \\
+        --seed 0 --epochs 30 --run-root OUT --archive OUT.tar
+"""
+import argparse
+import tarfile
+from pathlib import Path
+
+from nnlib.atomic import temporary_path
+from nnlib.cnn.compare import CANDIDATES, candidate_dir, train_candidate
+from nnlib.io import read_arrays
+from nnlib.paths import MODELS_DIR
+
+parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+parser.add_argument("--arrays", required=True, help="the split, from train_q6_member.py")
+parser.add_argument("--seed", type=int, required=True)
+parser.add_argument("--epochs", type=int, required=True)
+parser.add_argument("--candidates", nargs="+", default=list(CANDIDATES),
+                    help=f"names from {list(CANDIDATES)} (default: all)")
+parser.add_argument("--run-root", type=Path, default=MODELS_DIR / "fer2013_cnn_compare")
+parser.add_argument("--archive", type=Path,
+                    help="after each run, rewrite this .tar with every finished run so far")
+args = parser.parse_args()
+unknown = sorted(set(args.candidates) - set(CANDIDATES))
+if unknown:
+    parser.error(f"unknown candidates {unknown}; choose from {list(CANDIDATES)}")
+
+import keras  # noqa: E402  (after nnlib.cnn has chosen the default backend)
+
+data = {k: v for k, v in read_arrays(args.arrays).items()
+        if k in ("X_train", "y_train", "X_val", "y_val")}
+done = []
+for name in args.candidates:
+    params, run = train_candidate(name, data, args.run_root, args.epochs, args.seed,
+                                  jit_compile=keras.backend.backend() == "jax")
+    done.append(candidate_dir(name, args.seed))
+    print(f"{name}, seed {args.seed}: {params:,} parameters, {run.epochs} epochs, "
+          f"{run.seconds:.0f} s, best validation accuracy {max(run.history['val_accuracy']):.4f}",
+          flush=True)
+    if args.archive:
+        with temporary_path(args.archive) as tmp, tarfile.open(tmp, "w") as tar:
+            for d in done:
+                tar.add(args.run_root / d, arcname=d)
