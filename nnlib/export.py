@@ -111,7 +111,8 @@ class Exporter:
     def values(self, **values):
         """Record headline values: JSON (``qN.json``) and LaTeX macros (``qN_values.tex``).
 
-        Floats are written to the macros with 4 significant digits, except that a float
+        Floats are written to the macros with 4 significant digits (those of 1,000 and more
+        whole, with thousands separators), except that a float
         in [0, 1] whose key ends in ``accuracy``, ``rate`` or ``acc`` is shown as a
         percentage with one decimal; ints get thousands separators, booleans yes/no.
         """
@@ -127,11 +128,13 @@ class Exporter:
 
 
 # the report's notation for words that tables spell plainly in the notebooks
-_NOTATION = ((re.compile(r"\bF1\b"), r"$F_1$"), (re.compile(r"\blambda\b"), r"$\\lambda$"))
+_NOTATION = ((re.compile(r"\bF1\b"), r"$F_1$"), (re.compile(r"\blambda\b"), r"$\\lambda$"),
+             (re.compile(r"\balpha\b"), r"$\\alpha$"))
 
 
 def report_notation(latex):
-    """A LaTeX table's "F1" and "lambda" written as the report's $F_1$ and $\\lambda$."""
+    """A LaTeX table's "F1", "lambda" and "alpha" written as the report's $F_1$, $\\lambda$
+    and $\\alpha$."""
     for pattern, replacement in _NOTATION:
         latex = pattern.sub(replacement, latex)
     return latex
@@ -165,7 +168,13 @@ def _format(key, value):
     if isinstance(value, float):
         if key.endswith(("accuracy", "rate", "acc")) and 0 <= value <= 1:
             return f"{100 * value:.1f}\\%"
-        return f"{value:.4g}"
+        if 1000 <= abs(value) < 1e9:  # no exponent for thousands: "11{,}732"
+            return f"{value:,.0f}".replace(",", "{,}")
+        text = f"{value:.4g}"
+        if "e" in text:  # 9.083e-05 -> 9.083 x 10^-5, in text and in formulas alike
+            mantissa, exponent = text.split("e")
+            return f"\\ensuremath{{{mantissa}\\times10^{{{int(exponent)}}}}}"
+        return text
     if isinstance(value, int):
         return f"{value:,}".replace(",", "{,}")
     if isinstance(value, (list, tuple)):

@@ -38,13 +38,17 @@ def test_budget_parameters_override_the_profile():
 def test_smoke_exports_stay_out_of_the_report(tmp_path, monkeypatch):
     monkeypatch.setattr(export, "RUNS_DIR", tmp_path / "runs")
     ex = Exporter(4, "smoke")
-    ex.values(test_accuracy=0.6074, best_epoch=54, arch="2048-1024")
+    ex.values(test_accuracy=0.6074, best_epoch=54, arch="2048-1024", loss=11731.9, lr=0.0162,
+              reg=9.083e-05)
     ex.table(pd.DataFrame({"a": [1]}), "t", index=False)
     gen = tmp_path / "runs" / "smoke" / "generated"
     assert json.loads((gen / "q4.json").read_text())["best_epoch"] == 54
     macros = (gen / "q4_values.tex").read_text()
     assert "\\newcommand{\\QFourTestAccuracy}{60.7\\%}" in macros
     assert "\\newcommand{\\QFourBestEpoch}{54}" in macros
+    assert "\\newcommand{\\QFourLoss}{11{,}732}" in macros  # no exponent for thousands
+    assert "\\newcommand{\\QFourLr}{0.0162}" in macros
+    assert "\\newcommand{\\QFourReg}{\\ensuremath{9.083\\times10^{-5}}}" in macros
     assert (gen / "q4_t.tex").read_text().startswith("\\begin{tabular}")
 
 
