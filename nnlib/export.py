@@ -112,7 +112,7 @@ class Exporter:
         """Record headline values: JSON (``qN.json``) and LaTeX macros (``qN_values.tex``).
 
         Floats are written to the macros with 4 significant digits (those of 1,000 and more
-        whole, with thousands separators), except that a float
+        whole, with thousands separators; an exponent as 10 to a power), except that a float
         in [0, 1] whose key ends in ``accuracy``, ``rate`` or ``acc`` is shown as a
         percentage with one decimal; ints get thousands separators, booleans yes/no.
         """
