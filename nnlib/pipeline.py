@@ -36,6 +36,8 @@ _NOISE = re.compile(
     r"^\s*$|^\s*\d+%\|.*\|.*\]\s*$|TqdmWarning: IProgress not found|"
     r"from \.autonotebook import tqdm|^WARNING: All log messages before absl|"
     r"^[IWE]\d{4} [\d:. ]+\d+ \w+\.cc:\d+\]")
+# the plain-text fallback of a result shown as HTML (a styled table): an object's address
+_OBJECT_REPR = re.compile(r"^<[\w.]+(?: object)? at 0x[0-9a-f]+>$")
 
 
 # What JupyterLab writes for ipykernel's kernel: a notebook stored with anything else is
@@ -45,7 +47,8 @@ KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "nam
 
 def clean_outputs(nb):
     """Drop the noise above from the stderr outputs of notebook ``nb`` (nbformat node,
-    changed in place), and the machine's folders from papermill's record of the run;
+    changed in place), the object reprs beside HTML results (styled tables), and the
+    machine's folders from papermill's record of the run;
     stdout, results and real warnings stay; the kernelspec becomes ``KERNELSPEC``.
     Returns ``nb``."""
     nb.metadata["kernelspec"] = dict(KERNELSPEC)
@@ -64,6 +67,9 @@ def clean_outputs(nb):
                 if not kept:
                     continue
                 out["text"] = "\n".join(kept) + "\n"
+            data = out.get("data", {})
+            if "text/html" in data and _OBJECT_REPR.match(str(data.get("text/plain", ""))):
+                del data["text/plain"]  # Jupyter shows the HTML; the address is noise
             previous = outputs[-1] if outputs else None
             if (previous is not None and out.get("output_type") == "stream"
                     and previous.get("output_type") == "stream"

@@ -28,6 +28,20 @@ def test_progress_bars_and_start_up_logs_leave_the_notebook():
     assert nb.metadata["kernelspec"]["display_name"] == "Python 3 (ipykernel)"  # as Lab has it
 
 
+def test_styled_tables_keep_their_html_without_the_object_address():
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("df.style")
+    styled = {"text/html": "<table></table>",
+              "text/plain": "<pandas.io.formats.style.Styler at 0x7f2bf1b15610>"}
+    plain = {"text/html": "<table></table>", "text/plain": "   a\n0  1"}
+    cell.outputs = [nbformat.v4.new_output("execute_result", data=styled, execution_count=1),
+                    nbformat.v4.new_output("display_data", data=plain)]
+    nb.cells = [cell]
+    clean_outputs(nb)
+    assert dict(cell.outputs[0].data) == {"text/html": "<table></table>"}
+    assert cell.outputs[1].data["text/plain"] == "   a\n0  1"  # a real text view stays
+
+
 def test_parameters_from_the_command_line():
     assert _parse_value(["n", "3"]) == ("n", 3)
     assert _parse_value(["storage", "postgresql://u@h:1/db"]) == ("storage", "postgresql://u@h:1/db")
