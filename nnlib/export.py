@@ -159,6 +159,8 @@ def legible(fig, width=PRINT_WIDTH_IN, min_points=MIN_POINTS):
             t.set_fontsize(min_points / scale * 1.02)
         if not small:
             break
+    # one more layout pass, also when the fonts settled: constrained layout moves a little
+    # on each draw, and the committed figures were saved after this pass
     return min((t.get_fontsize() for t in texts), default=min_points) * print_scale()
 
 
