@@ -14,6 +14,11 @@ there, and train from it:
     python scripts/train_q7_student.py --write-arrays q7.npz.xz
     KERAS_BACKEND=jax python scripts/train_q7_student.py --arrays q7.npz.xz \\
         --temperature 2 --alpha 0.5 --epochs 150 --patience 50 --run-dir OUT
+
+With ``--online`` the teacher itself (``--teacher``, Q6's ensemble) labels each augmented
+batch beside the student ("consistent teaching"), instead of its cached probabilities on
+the training images as they are; that needs a GPU (on two CPU cores the teacher labels
+about 20 images/s).
 """
 import argparse
 from pathlib import Path
@@ -39,6 +44,10 @@ parser.add_argument("--start", default="compact:0",
                     help="ARCH:SEED of the Q6 member whose slimmed weights start the student")
 parser.add_argument("--run-dir", type=Path)
 parser.add_argument("--arrays", help="read the data from this .npz[.xz] (--write-arrays)")
+parser.add_argument("--online", action="store_true",
+                    help="the teacher labels each augmented batch (consistent teaching)")
+parser.add_argument("--teacher", type=Path, default=MODELS_DIR / "fer2013_cnn.keras",
+                    help="the teacher's .keras file, for --online (default: %(default)s)")
 parser.add_argument("--write-arrays", help="write the split, the teacher's probabilities and "
                                            "the start's weights to this .npz[.xz]")
 args = parser.parse_args()
@@ -65,6 +74,9 @@ if None in (args.temperature, args.alpha, args.epochs, args.run_dir):
 
 import keras  # noqa: E402  (after nnlib.cnn has chosen the default backend)
 
+if args.online:
+    from nnlib.cnn.io import load_keras_model
+    soft = load_keras_model(args.teacher)
 # XLA for JAX (without it every op runs alone); on TensorFlow Q6 measured it slower
 _, run = train_student(start, args.arch, data, soft, args.run_dir, args.temperature,
                        args.alpha, args.epochs, lr=args.lr, patience=args.patience,

@@ -157,3 +157,72 @@ def test_distillation_trains_with_the_augmentation_inside_the_step(arches, tmp_p
                     distillation=dict(temperature=2.0, alpha=1.0))
     assert run.epochs == 1 and np.isfinite(run.history["loss"]).all()
     assert 0.0 <= run.history["val_accuracy"][0] <= 1.0
+
+
+def probabilities_of_pixels():
+    """A network without batch normalisation or dropout (the same outputs in training and
+    inference mode): softmax of a dense layer over the pixels."""
+    import keras
+    configure_tensorflow(seed=0)
+    return keras.Sequential([keras.Input((48, 48, 1)), keras.layers.Flatten(),
+                             keras.layers.Dense(7, activation="softmax")])
+
+
+@pytest.mark.parametrize("T, alpha", [(1.0, 1.0), (4.0, 0.5), (2.0, 0.0)])
+def test_online_loss_equals_the_loss_on_cached_targets(T, alpha):
+    rng = np.random.default_rng(2)
+    p = rng.random((6, 7)).astype(np.float32) + 0.01
+    p /= p.sum(axis=1, keepdims=True)
+    teacher = rng.random((6, 7)).astype(np.float32) + 0.01
+    teacher /= teacher.sum(axis=1, keepdims=True)
+    y = rng.integers(0, 7, 6)
+    cached = distillation_loss(T, alpha)(distillation_targets(y, soften(teacher, T)), p)
+    online = distillation_loss(T, alpha, online=True)(
+        y[:, None].astype(np.float32), np.concatenate([p, teacher], axis=1))
+    assert float(online) == pytest.approx(float(cached), rel=1e-5)
+
+
+def test_the_teacher_labels_the_same_augmented_images_as_the_student():
+    from nnlib.cnn.augment import random_affine_layer
+    from nnlib.cnn.distill import teaching_model
+    student = probabilities_of_pixels()
+    teacher = probabilities_of_pixels()
+    teacher.set_weights(student.get_weights())  # the same network: the same outputs
+    both = teaching_model(student, teacher, random_affine_layer()(seed=3))
+    X = np.random.default_rng(4).integers(0, 256, (8, 48, 48, 1)).astype(np.float32) / 255
+    out = np.asarray(both(X, training=True))
+    np.testing.assert_allclose(out[:, :7], out[:, 7:], rtol=1e-5, atol=1e-6)
+    # and the images were augmented: not the outputs on the images as given
+    assert not np.allclose(out[:, :7], np.asarray(student(X)), atol=1e-4)
+    assert not teacher.trainable
+
+
+def test_online_distillation_trains_the_student_alone(arches, tmp_path):
+    configure_tensorflow(seed=0)
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 7, 48)
+    X = rng.integers(0, 256, (48, 48, 48)).astype(np.uint8)
+    data = {"X_train": X[:32], "y_train": y[:32], "X_val": X[32:], "y_val": y[32:]}
+    teacher = randomised(build_cnn("t_wide"), seed=6)
+    before = [w.copy() for w in teacher.get_weights()]
+    source = randomised(build_cnn("t_wide"), seed=7)
+    student, run = train_student(source, "t_thin", data, teacher, tmp_path / "r", 2.0, 0.5,
+                                 epochs=1, batch_size=16, verbose=0)
+    for a, b in zip(teacher.get_weights(), before):  # the teacher is not trained
+        np.testing.assert_array_equal(a, b)
+    start = slim(source, "t_thin")
+    assert any(not np.array_equal(a, b)
+               for a, b in zip(student.get_weights(), start.get_weights()))
+    assert run.epochs == 1 and np.isfinite(run.history["loss"]).all()
+    settings = json.loads((tmp_path / "r" / "run.json").read_text())["settings"]
+    assert len(settings["distillation"]["teacher"]) == 64 and "targets" not in \
+        settings["distillation"]
+    with pytest.raises(ValueError, match="class ids"):
+        train_cnn(build_cnn("t_thin"), {**data, "y_train": distillation_targets(y[:32])},
+                  tmp_path / "s", epochs=1, batch_size=16, teacher=teacher,
+                  distillation=dict(temperature=1.0, alpha=1.0))
+    # the path of a GPU machine without TensorFlow: the augmentation inside the step
+    run = train_cnn(slim(source, "t_thin"), data, tmp_path / "g", epochs=1, batch_size=16,
+                    steps_per_execution=1, verbose=0, teacher=teacher, augment_in_graph=True,
+                    distillation=dict(temperature=2.0, alpha=1.0))
+    assert run.epochs == 1 and np.isfinite(run.history["loss"]).all()

@@ -1,7 +1,9 @@
 """Distillation into a small CNN: the student's start, a slimmed copy of a trained network
 (``slim``); its training targets (``distillation_targets``); and the Keras loss and
 accuracy that ``train_cnn`` trains on them (``distillation_loss``, ``label_accuracy``),
-the same loss as ``nnlib.classifiers.distillation_loss``."""
+the same loss as ``nnlib.classifiers.distillation_loss``. With the teacher itself rather
+than its cached probabilities, ``teaching_model`` runs it beside the student on each
+augmented batch ("consistent teaching", Beyer et al., 2022)."""
 from __future__ import annotations
 
 import functools
@@ -73,43 +75,74 @@ def _loss_class():
         """``alpha`` T^2 times the cross-entropy of the student's scores at temperature T
         with the soft targets (columns 1.. of y_true), plus ``1 - alpha`` times the
         cross-entropy with the true class (column 0). The student's outputs are
-        probabilities: softmax(log p / T) is the softmax of its logits at T."""
+        probabilities: softmax(log p / T) is the softmax of its logits at T.
+        ``online``: y_pred is ``teaching_model``'s (N, 2C), the student's probabilities
+        then the teacher's, and the soft targets are the teacher's softened at T (no
+        gradient flows into them); y_true holds the class only."""
 
-        def __init__(self, temperature=1.0, alpha=1.0, name="distillation", **kwargs):
+        def __init__(self, temperature=1.0, alpha=1.0, online=False, name="distillation",
+                     **kwargs):
             super().__init__(name=name, **kwargs)
             self.temperature, self.alpha = float(temperature), float(alpha)
+            self.online = bool(online)
 
         def call(self, y_true, y_pred):
+            if self.online:
+                c = y_pred.shape[-1] // 2
+                teacher = ops.log(ops.clip(ops.stop_gradient(y_pred[:, c:]), 1e-7, 1.0))
+                targets = ops.softmax(teacher / self.temperature, axis=-1)
+                y_pred = y_pred[:, :c]
+            else:
+                targets = y_true[:, 1:]
             log_p = ops.log(ops.clip(y_pred, 1e-7, 1.0))
             labels = ops.cast(y_true[:, 0], "int32")
             hard = -ops.take_along_axis(log_p, labels[:, None], axis=1)[:, 0]
             log_q = ops.log_softmax(log_p / self.temperature, axis=-1)
-            soft = -ops.sum(y_true[:, 1:] * log_q, axis=-1) * self.temperature ** 2
+            soft = -ops.sum(targets * log_q, axis=-1) * self.temperature ** 2
             return self.alpha * soft + (1.0 - self.alpha) * hard
 
         def get_config(self):
             return {**super().get_config(), "temperature": self.temperature,
-                    "alpha": self.alpha}
+                    "alpha": self.alpha, "online": self.online}
 
     return DistillationLoss
 
 
-def distillation_loss(temperature, alpha):
-    """The Keras loss for ``distillation_targets`` (see ``DistillationLoss``)."""
-    return _loss_class()(temperature, alpha)
+def distillation_loss(temperature, alpha, online=False):
+    """The Keras loss for ``distillation_targets``, or with ``online`` for the outputs of
+    ``teaching_model`` (see ``DistillationLoss``)."""
+    return _loss_class()(temperature, alpha, online)
 
 
-def label_accuracy():
+def label_accuracy(num_classes=None):
     """Keras metric "accuracy": the share of images whose top class is the true class
-    (column 0 of ``distillation_targets``)."""
+    (column 0 of ``distillation_targets``), among the first ``num_classes`` columns of
+    the outputs (None: all; ``teaching_model`` appends the teacher's)."""
     keras = import_keras()
     ops = keras.ops
 
     def correct(y_true, y_pred):
+        if num_classes is not None:
+            y_pred = y_pred[:, :num_classes]
         return ops.cast(ops.equal(ops.cast(ops.argmax(y_pred, axis=-1), "int32"),
                                   ops.cast(y_true[:, 0], "int32")), "float32")
 
     return keras.metrics.MeanMetricWrapper(correct, name="accuracy")
+
+
+def teaching_model(student, teacher, augment=None):
+    """A Keras model that trains ``student`` beside a frozen ``teacher`` (both: images
+    (N, 48, 48, 1) -> probabilities (N, C)): it maps images, augmented by the layer
+    ``augment`` if given, to (N, 2C), the student's probabilities then the teacher's on
+    the same augmented images, for ``distillation_loss(..., online=True)``. The teacher
+    always predicts in inference mode and is set untrainable."""
+    keras = import_keras()
+    teacher.trainable = False
+    images = keras.Input(student.input_shape[1:], name="image")
+    x = images if augment is None else augment(images)
+    both = keras.layers.Concatenate(name="student_teacher")(
+        [student(x), teacher(x, training=False)])
+    return keras.Model(images, both, name="teaching")
 
 
 def train_student(start, arch, data, soft, run_dir, temperature, alpha, epochs, lr=5e-4,
@@ -118,6 +151,9 @@ def train_student(start, arch, data, soft, run_dir, temperature, alpha, epochs, 
     X_val, y_val as for ``train_cnn``) with the teacher's probabilities ``soft`` (N, C)
     on the training images, softened at ``temperature`` and weighted by ``alpha``
     against the true classes; resumable in ``run_dir``, read back when finished.
+    ``soft`` may instead be the teacher itself (a Keras model): it then labels each
+    augmented batch as the student sees it (``teaching_model``; its weights' digest
+    joins the settings).
     ``patience``: None for ``train_cnn``'s; ``jit_compile``: True for Keras's JAX backend
     (not part of the settings). Returns (the student with its best weights,
     ``TrainedRun``)."""
@@ -128,11 +164,13 @@ def train_student(start, arch, data, soft, run_dir, temperature, alpha, epochs, 
 
     configure_tensorflow(seed=seed)
     student = slim(start, arch)
-    targets = distillation_targets(data["y_train"], soften(soft, temperature))
+    online = not isinstance(soft, np.ndarray)
+    targets = (data["y_train"] if online
+               else distillation_targets(data["y_train"], soften(soft, temperature)))
     run = train_cnn(student, {**data, "y_train": targets}, run_dir, epochs=epochs, lr=lr,
                     batch_size=batch_size, seed=seed, verbose=verbose,
                     patience=PATIENCE if patience is None else patience,
-                    jit_compile=jit_compile,
+                    jit_compile=jit_compile, teacher=soft if online else None,
                     distillation=dict(temperature=float(temperature), alpha=float(alpha),
                                       start=weights_digest(start.get_weights())))
     return student, run

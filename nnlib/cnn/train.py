@@ -14,7 +14,12 @@ import numpy as np
 from nnlib.atomic import TMP_PREFIX, temporary_path, write_text
 from nnlib.cnn.augment import as_images, make_dataset, random_affine_layer
 from nnlib.cnn.backend import import_keras
-from nnlib.cnn.distill import distillation_loss, distillation_targets, label_accuracy
+from nnlib.cnn.distill import (
+    distillation_loss,
+    distillation_targets,
+    label_accuracy,
+    teaching_model,
+)
 from nnlib.cnn.io import load_keras_model, write_keras
 from nnlib.cnn.models import build_cnn, device_description
 from nnlib.cnn.stored import best_weights, file_digest, weights_digest
@@ -36,7 +41,7 @@ class TrainedRun(NamedTuple):
 
 def train_cnn(model, data, run_dir, epochs=60, batch_size=64, lr=1e-3, weight_decay=1e-4,
               patience=PATIENCE, steps_per_execution=16, jit_compile=False, seed=0, verbose=2,
-              init=None, augment_in_graph=None, distillation=None):
+              init=None, augment_in_graph=None, distillation=None, teacher=None):
     """Train with AdamW and cosine decay; resumable.
 
     - run_dir: ``backup/`` (keras BackupAndRestore: an interrupted fit resumes at the
@@ -54,6 +59,9 @@ def train_cnn(model, data, run_dir, epochs=60, batch_size=64, lr=1e-3, weight_de
       identifies the run, e.g. the digest of its starting weights): train on
       ``distill.distillation_targets`` in ``data["y_train"]`` with ``distillation_loss``;
       the validation labels stay class ids. The targets' digest joins the settings.
+    - teacher: with ``distillation``, a Keras model that labels each augmented batch
+      beside the student instead (``distill.teaching_model``): ``data["y_train"]`` then
+      holds class ids, and the digest of the teacher's weights joins the settings.
     With the TensorFlow backend a tf.data pipeline augments the batches on the CPU
     (``random_affine``); with another backend (JAX or PyTorch, on a GPU machine without
     TensorFlow) a ``RandomAffine`` layer in front of ``model`` augments them inside the
@@ -80,7 +88,22 @@ def train_cnn(model, data, run_dir, epochs=60, batch_size=64, lr=1e-3, weight_de
     if init is not None:  # only then, so that the records of other runs still match
         settings["init"] = file_digest(Path(init))
     loss, metric, y_val = "sparse_categorical_crossentropy", "accuracy", data["y_val"]
-    if distillation is not None:
+    y_train = data["y_train"]
+    if teacher is not None:
+        if distillation is None:
+            raise ValueError("a teacher needs distillation settings (temperature, alpha)")
+        labels = np.asarray(y_train)
+        if labels.ndim != 1:
+            raise ValueError(f"with a teacher, y_train holds class ids (N,), got "
+                             f"{labels.shape}")
+        settings["distillation"] = {**distillation,
+                                    "teacher": weights_digest(teacher.get_weights())}
+        loss = distillation_loss(distillation["temperature"], distillation["alpha"], True)
+        metric = label_accuracy(model.output_shape[-1])
+        # column 0 of y_true is the class, as for distillation_targets
+        y_train = labels[:, None].astype(np.float32)
+        y_val = np.asarray(y_val)[:, None].astype(np.float32)
+    elif distillation is not None:
         y_train = np.asarray(data["y_train"], dtype=np.float32)
         if y_train.ndim != 2 or y_train.shape[1] != model.output_shape[-1] + 1:
             raise ValueError(f"distillation needs y_train of shape (N, 1 + "
@@ -124,15 +147,17 @@ def train_cnn(model, data, run_dir, epochs=60, batch_size=64, lr=1e-3, weight_de
     if augment_in_graph is None:
         augment_in_graph = keras.backend.backend() != "tensorflow"
     if not augment_in_graph:
-        trainer = model
-        fit_data = dict(x=make_dataset(data["X_train"], data["y_train"], batch_size, True, seed),
+        trainer = model if teacher is None else teaching_model(model, teacher)
+        fit_data = dict(x=make_dataset(data["X_train"], y_train, batch_size, True, seed),
                         validation_data=make_dataset(data["X_val"], y_val, 256, False),
                         shuffle=False)  # the dataset shuffles itself
     else:  # no tf.data: augment inside the (compiled) training step
-        trainer = keras.Sequential([keras.Input(model.input_shape[1:], name="image"),
-                                    random_affine_layer()(seed=seed, name="augment"), model])
+        augment = random_affine_layer()(seed=seed, name="augment")
+        trainer = (keras.Sequential([keras.Input(model.input_shape[1:], name="image"),
+                                     augment, model]) if teacher is None
+                   else teaching_model(model, teacher, augment))
         # steps_per_epoch: whole batches only, as in the tf.data pipeline
-        fit_data = dict(x=as_images(data["X_train"]), y=np.asarray(data["y_train"]),
+        fit_data = dict(x=as_images(data["X_train"]), y=np.asarray(y_train),
                         batch_size=batch_size, steps_per_epoch=steps, shuffle=True,
                         validation_data=(as_images(data["X_val"]), np.asarray(y_val)),
                         validation_batch_size=256)
