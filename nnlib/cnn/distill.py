@@ -130,6 +130,33 @@ def label_accuracy(num_classes=None):
     return keras.metrics.MeanMetricWrapper(correct, name="accuracy")
 
 
+def distillation_setup(num_classes, distillation, y_train, y_val, teacher=None):
+    """What ``train_cnn`` trains a distillation run on: (its settings entry, the loss, the
+    metric, y_train, y_val). ``distillation``: dict with ``temperature`` and ``alpha``
+    (and whatever else identifies the run). Without a teacher, y_train holds
+    ``distillation_targets`` (their digest joins the settings); with one, class ids (N,)
+    (the digest of the teacher's weights joins them)."""
+    from nnlib.cnn.stored import weights_digest
+    t, alpha = distillation["temperature"], distillation["alpha"]
+    if teacher is not None:
+        labels = np.asarray(y_train)
+        if labels.ndim != 1:
+            raise ValueError(f"with a teacher, y_train holds class ids (N,), got "
+                             f"{labels.shape}")
+        # column 0 of y_true is the class, as in distillation_targets
+        return ({**distillation, "teacher": weights_digest(teacher.get_weights())},
+                distillation_loss(t, alpha, online=True), label_accuracy(num_classes),
+                labels[:, None].astype(np.float32),
+                np.asarray(y_val)[:, None].astype(np.float32))
+    y_train = np.asarray(y_train, dtype=np.float32)
+    if y_train.ndim != 2 or y_train.shape[1] != num_classes + 1:
+        raise ValueError(f"distillation needs y_train of shape (N, 1 + {num_classes}) from "
+                         f"distillation_targets, got {y_train.shape}")
+    return ({**distillation, "targets": weights_digest([y_train])},
+            distillation_loss(t, alpha), label_accuracy(), y_train,
+            distillation_targets(y_val, num_classes=num_classes))
+
+
 def teaching_model(student, teacher, augment=None):
     """A Keras model that trains ``student`` beside a frozen ``teacher`` (both: images
     (N, 48, 48, 1) -> probabilities (N, C)): it maps images, augmented by the layer

@@ -14,15 +14,10 @@ import numpy as np
 from nnlib.atomic import TMP_PREFIX, temporary_path, write_text
 from nnlib.cnn.augment import as_images, make_dataset, random_affine_layer
 from nnlib.cnn.backend import import_keras
-from nnlib.cnn.distill import (
-    distillation_loss,
-    distillation_targets,
-    label_accuracy,
-    teaching_model,
-)
+from nnlib.cnn.distill import distillation_setup, teaching_model
 from nnlib.cnn.io import load_keras_model, write_keras
 from nnlib.cnn.models import build_cnn, device_description
-from nnlib.cnn.stored import best_weights, file_digest, weights_digest
+from nnlib.cnn.stored import best_weights, file_digest
 
 PATIENCE = 20  # epochs without a better validation accuracy before a run stops
 
@@ -87,32 +82,14 @@ def train_cnn(model, data, run_dir, epochs=60, batch_size=64, lr=1e-3, weight_de
                     n_train=len(data["X_train"]), n_val=len(data["X_val"]))
     if init is not None:  # only then, so that the records of other runs still match
         settings["init"] = file_digest(Path(init))
-    loss, metric, y_val = "sparse_categorical_crossentropy", "accuracy", data["y_val"]
-    y_train = data["y_train"]
-    if teacher is not None:
-        if distillation is None:
-            raise ValueError("a teacher needs distillation settings (temperature, alpha)")
-        labels = np.asarray(y_train)
-        if labels.ndim != 1:
-            raise ValueError(f"with a teacher, y_train holds class ids (N,), got "
-                             f"{labels.shape}")
-        settings["distillation"] = {**distillation,
-                                    "teacher": weights_digest(teacher.get_weights())}
-        loss = distillation_loss(distillation["temperature"], distillation["alpha"], True)
-        metric = label_accuracy(model.output_shape[-1])
-        # column 0 of y_true is the class, as for distillation_targets
-        y_train = labels[:, None].astype(np.float32)
-        y_val = np.asarray(y_val)[:, None].astype(np.float32)
-    elif distillation is not None:
-        y_train = np.asarray(data["y_train"], dtype=np.float32)
-        if y_train.ndim != 2 or y_train.shape[1] != model.output_shape[-1] + 1:
-            raise ValueError(f"distillation needs y_train of shape (N, 1 + "
-                             f"{model.output_shape[-1]}) from distillation_targets, got "
-                             f"{y_train.shape}")
-        settings["distillation"] = {**distillation, "targets": weights_digest([y_train])}
-        loss = distillation_loss(distillation["temperature"], distillation["alpha"])
-        metric = label_accuracy()
-        y_val = distillation_targets(y_val, num_classes=model.output_shape[-1])
+    loss, metric = "sparse_categorical_crossentropy", "accuracy"
+    y_train, y_val = data["y_train"], data["y_val"]
+    if teacher is not None and distillation is None:
+        raise ValueError("a teacher needs distillation settings (temperature, alpha)")
+    if distillation is not None:
+        entry, loss, metric, y_train, y_val = distillation_setup(
+            model.output_shape[-1], distillation, y_train, y_val, teacher)
+        settings["distillation"] = entry
     record = _read_record(record_path)
 
     same = record is not None and record["settings"] == settings
