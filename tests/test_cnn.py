@@ -184,6 +184,22 @@ def test_random_affine_warps_one_image_at_a_time():
     assert np.any(moved[:, 10, :, 0].argmax(axis=1) != 10)
 
 
+def test_warped_copy_is_one_fixed_warp_per_image():
+    from nnlib.cnn.augment import warped_copy
+    rng = np.random.default_rng(1)
+    X = rng.integers(0, 256, (12, 20, 20)).astype(np.uint8)
+    np.testing.assert_array_equal(warped_copy(X, shift=0, rotation=0, zoom=0), X)
+    a, b = warped_copy(X, seed=3), warped_copy(X, seed=3)
+    assert a.dtype == np.uint8 and a.shape == X.shape
+    np.testing.assert_array_equal(a, b)  # the seed alone decides
+    assert not np.array_equal(a, warped_copy(X, seed=4))
+    assert all(not np.array_equal(w, x) for w, x in zip(a, X))
+    # no mirror: a bright column on the left stays on the left
+    X2 = np.zeros((16, 20, 20), np.uint8)
+    X2[:, :, 3] = 255
+    assert (warped_copy(X2)[:, 10].argmax(axis=1) < 10).all()
+
+
 def test_random_affine_layer_augments_only_while_training(tmp_path):
     import keras
 

@@ -123,6 +123,17 @@ def make_dataset(X, y, batch_size, training, seed=0, shift=0.1, rotation=0.05, z
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
+def warped_copy(images, seed=0, shift=0.05, rotation=0.03, zoom=0.05):
+    """One fixed random warp of each uint8 image (N, H, W): ``random_affine`` without the
+    flip (the Solver's augmentation mirrors), seeded by ``seed`` alone; uint8 (N, H, W).
+    A copy of the training set for a teacher to label (a transfer set for distillation)."""
+    tf = import_tensorflow()
+    seed = tf.constant([seed, 0], tf.int64)
+    out = random_affine(tf.constant(as_images(images)), shift, rotation, zoom, flip=False,
+                        seed=seed).numpy()[..., 0]
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
 def as_images(X):
     """float32 (N, H, W, 1) from uint8 (N, H, W) or (N, H, W, 1)."""
     X = np.asarray(X, dtype=np.float32)

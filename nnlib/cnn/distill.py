@@ -102,8 +102,9 @@ def _loss_class():
             return self.alpha * soft + (1.0 - self.alpha) * hard
 
         def get_config(self):
+            # "online" only where set, so that the configs saved before it stay the same
             return {**super().get_config(), "temperature": self.temperature,
-                    "alpha": self.alpha, "online": self.online}
+                    "alpha": self.alpha, **({"online": True} if self.online else {})}
 
     return DistillationLoss
 
