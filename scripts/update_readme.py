@@ -69,15 +69,20 @@ def results_block():
                   "one intra-op thread pool over both cores and the augmentation composed "
                   "into one affine warp per image."]
     if q7:
+        warped = q7.get("fcnet_variant", "none").startswith("warped")
+        variant = (" (trained on the training faces and warped copies of them, all labelled "
+                   "by the teacher);" if warped else ",")
+        copies = " and their warped copies" if warped else ""
         lines += ["", "The Q7 students learn from the Q6 ensemble's probabilities "
                   "(distillation; temperature and weight chosen on validation: "
                   f"T = {q7['fcnet_temperature']:g}, alpha = {q7['fcnet_alpha']:g} for the "
-                  f"MLP, T = {q7['cnn_temperature']:g}, alpha = {q7['cnn_alpha']:g} for the "
+                  f"MLP{variant} T = {q7['cnn_temperature']:g}, alpha = {q7['cnn_alpha']:g} "
+                  "for the "
                   "CNN, which starts from the ensemble's compact member slimmed to three "
                   "quarters of its filters). Images/s: predicting PublicTest on two CPU "
                   f"cores, one view for the CNN (the teacher: {q7['teacher_images_per_s']:,})."
                   " Training times include the settings compared and the teacher's labels "
-                  f"for the training images ({q7['teacher_label_minutes']:.0f} min, "
+                  f"for the training images{copies} ({q7['teacher_label_minutes']:.0f} min, "
                   "computed once)."]
     return "\n".join(lines)
 
