@@ -79,7 +79,9 @@ def results_block():
                   f"MLP{variant} T = {q7['cnn_temperature']:g}, alpha = {q7['cnn_alpha']:g} "
                   "for the CNN, which starts from the ensemble's compact member slimmed to three "
                   "quarters of its filters). Images/s: predicting PublicTest on two CPU "
-                  f"cores, one view for the CNN (the teacher: {q7['teacher_images_per_s']:,})."
+                  f"cores (fastest of three passes), one view for the CNN (the teacher: "
+                  f"{q7['teacher_images_per_s']:,}); the Keras models predict with each batch "
+                  "normalisation folded into the layer before it."
                   " Training times include the settings compared and the teacher's labels "
                   f"for the training images{copies} ({q7['teacher_label_minutes']:.0f} min, "
                   "computed once)."]

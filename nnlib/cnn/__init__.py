@@ -19,6 +19,7 @@ the model's first layer, so a saved ``.keras`` file carries its preprocessing.
 | ``stored`` | a finished run's weights kept once, in the ensemble that holds them |
 | ``teacher`` | a teacher's class probabilities for distillation, cached by fingerprint |
 | ``distill`` | a student's start (``slim``), its targets and loss, ``train_student`` |
+| ``fold`` | ``fold_batch_norm``: a trained network for faster prediction, the same function |
 | ``io`` | ``load_keras_model`` (safe mode, clear errors), ``save_keras_model`` (atomic) |
 """
 from nnlib.cnn.augment import make_dataset, random_affine
