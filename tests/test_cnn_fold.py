@@ -19,10 +19,11 @@ from nnlib.evaluate import LoadedModel  # noqa: E402
 
 
 def randomised(model, seed=0):
-    """Weights far from their initial values (so that every term of the fold matters):
-    moving variances in [0.5, 2.5), the rest normal."""
+    """Weights far from their initial values, so that every term of the fold matters:
+    moving variances in [0.001, 2), some as small as the normalisation's epsilon (0.001),
+    the rest normal."""
     rng = np.random.default_rng(seed)
-    model.set_weights([(rng.uniform(0.5, 2.5, w.shape) if "variance" in v.path
+    model.set_weights([(rng.uniform(1e-3, 2.0, w.shape) if "variance" in v.path
                         else rng.standard_normal(w.shape) * 0.3).astype(np.float32)
                        for w, v in zip(model.get_weights(), model.weights)])
     return model
