@@ -17,8 +17,8 @@ def fold_batch_norm(model):
     s = gamma / sqrt(var + eps) and b = beta - s mean, so it folds exactly into the
     layer before: kernel * s, bias * s + b. ``model``: a chain of layers (each layer's
     input is the previous layer's output, as ``build_cnn`` builds), or a graph of such
-    chains (``with_tta``, ``ensemble``: each is folded, the other layers are shared); its
-    name is kept. Raises ValueError for a normalisation that cannot fold."""
+    chains (``with_tta``, ``ensemble``: each is folded). The layers that do not change are
+    shared with ``model``; its name is kept. Raises ValueError for a normalisation that cannot fold."""
     keras = import_keras()
     layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
     if not _is_chain(model, layers):  # e.g. test-time views or an ensemble: fold each part
@@ -40,10 +40,8 @@ def fold_batch_norm(model):
         elif isinstance(layer, keras.Model):  # a network inside: fold it too
             x = fold_batch_norm(layer)(x)
             i += 1
-        else:
-            copy = layer.__class__.from_config(layer.get_config())
-            x = copy(x)
-            copy.set_weights(layer.get_weights())
+        else:  # shared, as clone_model shares it above
+            x = layer(x)
             i += 1
     return keras.Model(inputs, x, name=model.name)
 
@@ -66,7 +64,7 @@ def _folded(keras, layer, bn, relu):
     mean, var = stats
     scale = gamma / np.sqrt(var + bn.epsilon)
     config.update(use_bias=True, activation="relu" if relu else "linear",
-                  kernel_regularizer=None, bias_regularizer=None, bias_initializer="zeros")
+                  kernel_regularizer=None, bias_regularizer=None)
     folded = layer.__class__.from_config(config)
     folded.build(layer.input.shape)
     folded.set_weights([(kernel * scale).astype(kernel.dtype),
