@@ -43,9 +43,10 @@ SPLITS = ("test", *FER_TEST_SPLITS, "all")
 class LoadedModel:
     """A saved model behind one interface: ``predict(images uint8 (N, H, W)) -> ids (N,)``;
     ``parameters``: the saved network's parameter count. A Keras model predicts with its
-    batch normalisations folded into the layers before them (``nnlib.cnn.fold``)."""
+    batch normalisations folded into the layers before them (``nnlib.cnn.fold``) unless
+    ``fold`` is False."""
 
-    def __init__(self, path):
+    def __init__(self, path, fold=True):
         self.path = Path(path)
         if self.path.is_dir():
             raise ModelError(f"{self.path} is a folder, not a model file; give the .npz or "
@@ -74,7 +75,7 @@ class LoadedModel:
             model = load_keras_model(self.path)
             self.parameters = model.count_params()  # of the network saved
             # the same predictions, faster (folding changes the scores by about 1e-6)
-            self.model = fold_batch_norm(model)
+            self.model = fold_batch_norm(model) if fold else model
             self.input_shape = tuple(self.model.input_shape[1:3])
             self.info = {}
             self.kind = "keras"

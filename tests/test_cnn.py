@@ -491,7 +491,7 @@ def test_teacher_probabilities_are_cached_by_fingerprint(trained, tmp_path, monk
     import nnlib.evaluate
 
     class NoModel:
-        def __init__(self, *a):
+        def __init__(self, *a, **k):
             raise AssertionError("the cache should have been read")
     monkeypatch.setattr(nnlib.evaluate, "LoadedModel", NoModel)
     np.testing.assert_array_equal(teacher.teacher_probabilities(path, X, tmp_path / "cache"),

@@ -94,3 +94,6 @@ def test_evaluate_predicts_with_the_folded_network(tmp_path):
                 if isinstance(layer, keras.layers.BatchNormalization)]
     images = np.random.default_rng(3).integers(0, 256, (9, 48, 48), dtype=np.uint8)
     np.testing.assert_array_equal(loaded.predict(images), predict_keras(model, images))
+    as_saved = LoadedModel(path, fold=False).model  # e.g. for a teacher's targets
+    assert [layer for layer in _all_layers(as_saved)
+            if isinstance(layer, keras.layers.BatchNormalization)]

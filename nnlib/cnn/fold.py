@@ -18,7 +18,8 @@ def fold_batch_norm(model):
     layer before: kernel * s, bias * s + b. ``model``: a chain of layers (each layer's
     input is the previous layer's output, as ``build_cnn`` builds), or a graph of such
     chains (``with_tta``, ``ensemble``: each is folded). The layers that do not change are
-    shared with ``model``; its name is kept. Raises ValueError for a normalisation that cannot fold."""
+    shared with ``model``; its name is kept. Raises ValueError for a normalisation that
+    cannot fold."""
     keras = import_keras()
     layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
     if not _is_chain(model, layers):  # e.g. test-time views or an ensemble: fold each part

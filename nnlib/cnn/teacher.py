@@ -36,7 +36,9 @@ def teacher_probabilities(teacher_path, images, cache_dir, batch_size=256, progr
 
     from nnlib.cnn.augment import as_images
     from nnlib.evaluate import LoadedModel
-    model = LoadedModel(teacher_path).model
+    # as saved, not folded: the probabilities are training targets, and folding would
+    # change them by about 1e-6 from those a trained student learnt from
+    model = LoadedModel(teacher_path, fold=False).model
     X = as_images(images)
     chunk = 16 * batch_size
     probs = np.concatenate([
