@@ -63,7 +63,7 @@ class LoadedModel:
                                  "with save_model(path, model, preprocessor)")
             self.input_shape = tuple(self.preprocessor.image_shape)
             self.kind = "nnlib"
-            self.parameters = sum(p.size for p in self.model.params.values())
+            self.parameters = self.model.num_params()
         elif suffix == ".keras":
             if importlib.util.find_spec("keras") is None:  # without importing it yet
                 raise ModelError(f"{self.path} is a Keras model and Keras is not installed "

@@ -8,7 +8,7 @@ from PIL import Image
 
 from nnlib import FullyConnectedNet, Preprocessor, save_model
 from nnlib.data import FER2013_CLASSES, DataError
-from nnlib.evaluate import evaluate, test_fer_model
+from nnlib.evaluate import LoadedModel, evaluate, test_fer_model
 
 
 @pytest.fixture
@@ -38,6 +38,11 @@ def test_evaluate_metrics(fer_folder, model_path):
     assert cm.shape == (7, 7) and cm.sum() == 21 and cm.sum(axis=1).tolist() == [3] * 7
     assert np.isclose(m["accuracy"], np.trace(cm) / 21)
     assert len(m["f1"]) == 7
+
+
+def test_loaded_model_counts_the_parameters(model_path):
+    # 2304 x 16 + 16 weights and biases into the hidden layer, 16 x 7 + 7 out of it
+    assert LoadedModel(model_path).parameters == 2304 * 16 + 16 + 16 * 7 + 7
 
 
 def test_cli_writes_json(fer_folder, model_path, tmp_path):
