@@ -11,8 +11,9 @@ help:
 	@echo "make setup          install the Debian packages needed (LaTeX, PostgreSQL) when"
 	@echo "                    missing, create .venv from requirements.lock (about 2.9 GB)"
 	@echo "make lock           re-resolve requirements.lock (UPGRADE=1: newest allowed versions)"
-	@echo "make lab            JupyterLab on the notebooks (root or not, container or not)"
-	@echo "make all            set up, re-run every notebook (full profile, about an hour),"
+	@echo "make lab            JupyterLab on the notebooks (root or not, container or not);"
+	@echo "                    LAB_ARGS='--port 8890 --no-browser' sets port, token, browser"
+	@echo "make all            set up, re-run every notebook (full profile, about 3.5 hours),"
 	@echo "                    build the report and refresh the README's results"
 	@echo "make test           set up; lint, unit tests, smoke notebooks (nbval), report"
 	@echo "make test-unit      the unit tests only"
@@ -24,7 +25,7 @@ help:
 	@echo "make bench          nnlib vs Keras training throughput (refreshes the README)"
 	@echo "make mutation       mutation testing of the core with mutmut (slow: about 25 min)"
 	@echo "make postgres       start a local PostgreSQL for distributed searches; prints its URL"
-	@echo "make postgres-stop  stop it"
+	@echo "make postgres-stop  stop it (this checkout's server only)"
 	@echo "make clean          remove caches and LaTeX by-products"
 
 # the tested versions of every dependency (requirements.lock), then nnlib itself
@@ -51,9 +52,15 @@ lock: $(VENV)/.installed
 	  $(if $(UPGRADE),--upgrade,-c .cache-installed.txt) -o requirements.lock
 	rm -f .cache-installed.txt
 
-# --allow-root: a container or a fresh machine often runs as root, which Lab refuses
+# --allow-root: a container or a fresh machine often runs as root, which Lab refuses;
+# no news feed or update check (a pop-up that asks to reach the internet)
+LAB_ARGS ?=
 lab: setup
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
+	@mkdir -p $(VENV)/share/jupyter/lab/settings
+	@cp scripts/lab_overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root) \
+	  --LabApp.news_url=None --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate \
+	  $(LAB_ARGS)
 
 all: setup
 	$(MAKE) notebooks PROFILE=full

@@ -2,14 +2,19 @@
 # A local PostgreSQL server for distributed hyper-parameter searches (make postgres).
 #   scripts/postgres.sh start   start it (installing Debian's postgresql if missing) and
 #                               print its storage URL as the last line
-#   scripts/postgres.sh stop    stop it
-# Data live in runs/postgres/; the server listens on 127.0.0.1 only (port $NNLIB_PG_PORT,
-# default 54329) and trusts local connections, so use it for local work and tests only.
+#   scripts/postgres.sh stop    stop it (this checkout's server only)
+# Data live in runs/postgres/ (or, when the postgres account cannot reach that folder, in a
+# folder of /tmp named after this checkout); the server listens on 127.0.0.1 only (port
+# $NNLIB_PG_PORT, default 54329) and trusts local connections, so use it for local work
+# and tests only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 action=${1:-start}
 port=${NNLIB_PG_PORT:-54329}
 base=$PWD/runs/postgres
+# the fallback for a checkout the postgres account cannot enter: one folder per checkout,
+# so that stopping one checkout's server never stops another's
+fallback=/tmp/nnlib-postgres-$(printf %s "$PWD" | md5sum | cut -c1-12)
 bindir() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
 bin=$(bindir)
 if [ -z "$bin" ]; then
@@ -30,7 +35,7 @@ as_db() {  # the server refuses to run as root: use the postgres account then
 }
 case "$action" in
   stop)
-    for dir in "$base" /tmp/nnlib-postgres; do
+    for dir in "$base" "$fallback"; do
       if [ -f "$dir/data/postmaster.pid" ]; then as_db "$bin/pg_ctl" -D "$dir/data" -m fast stop; fi
     done
     ;;
@@ -40,7 +45,7 @@ case "$action" in
       chown postgres "$base"
       if ! runuser -u postgres -- test -w "$base"; then
         # a checkout in a folder the postgres account cannot enter (e.g. under /root)
-        base=/tmp/nnlib-postgres
+        base=$fallback
         echo "runs/postgres is not reachable by the postgres account; using $base" >&2
         mkdir -p "$base" && chown postgres "$base"
       fi
@@ -49,8 +54,18 @@ case "$action" in
       as_db "$bin/initdb" -D "$base/data" -U postgres --auth=trust >/dev/null
     fi
     if ! as_db "$bin/pg_ctl" -D "$base/data" status >/dev/null 2>&1; then
-      as_db "$bin/pg_ctl" -D "$base/data" -l "$base/server.log" -w \
-        -o "-c listen_addresses=127.0.0.1 -p $port -k $base" start >/dev/null
+      if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+        echo "error: port $port on 127.0.0.1 is taken by another program; start this" \
+          "server on a free port with: NNLIB_PG_PORT=$((port + 1)) make postgres" \
+          "(server log: $base/server.log)" >&2
+        exit 1
+      fi
+      if ! as_db "$bin/pg_ctl" -D "$base/data" -l "$base/server.log" -w \
+          -o "-c listen_addresses=127.0.0.1 -p $port -k $base" start >/dev/null; then
+        echo "error: PostgreSQL did not start on port $port; see $base/server.log" \
+          "(another port: NNLIB_PG_PORT=N make postgres)" >&2
+        exit 1
+      fi
     fi
     if ! as_db "$bin/psql" -h 127.0.0.1 -p "$port" -U postgres -Atc \
         "SELECT 1 FROM pg_database WHERE datname = 'nnlib'" | grep -q 1; then
