@@ -89,9 +89,11 @@ notebooks: setup
 # unchanged sources gives the same bytes (and leaves git status clean)
 REPORT_INPUTS := report/main.tex report/sections report/generated report/refs.bib figures
 report:
-	cd report && SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct -- $(addprefix ../,$(REPORT_INPUTS)) \
+	@cd report && SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct -- $(addprefix ../,$(REPORT_INPUTS)) \
 	  2>/dev/null || echo 0) FORCE_SOURCE_DATE=1 \
-	  latexmk -g -pdf -interaction=nonstopmode -halt-on-error -jobname=report main.tex
+	  latexmk -g -pdf -silent -interaction=nonstopmode -halt-on-error -jobname=report main.tex \
+	  >report.latexmk.log 2>&1 || { tail -n 40 report.latexmk.log; \
+	  echo "report/report.latexmk.log: LaTeX failed (the last lines above)"; exit 1; }
 	@if grep -nE "undefined|Overfull|File .* not found" report/report.log; then \
 	  echo "report/report.log: undefined references or citations, missing files or overfull boxes (above)"; exit 1; fi
 
@@ -114,4 +116,4 @@ postgres-stop:
 	@bash scripts/postgres.sh stop
 
 clean:
-	rm -rf mutants .cache report/*.aux report/*.log report/*.fls report/*.fdb_latexmk report/*.bbl report/*.blg
+	rm -rf mutants .cache report/*.latexmk.log report/*.aux report/*.log report/*.fls report/*.fdb_latexmk report/*.bbl report/*.blg
