@@ -30,6 +30,7 @@ def test_cifar10_folders_and_cache(tmp_path):
     write_images(root / "test", classes, 2, (32, 32, 3), "RGB")
     d = load_cifar10(root, val_size=20, seed=0)
     assert d["X_train"].shape == (40, 32, 32, 3) and d["X_train"].dtype == np.uint8
+    assert d["y_train"].shape == (40,) and d["y_val"].shape == (20,)
     assert d["X_val"].shape == (20, 32, 32, 3) and d["X_test"].shape == (20, 32, 32, 3)
     assert np.array_equal(np.bincount(d["y_val"]), [2] * 10)  # stratified
     assert d["classes"][0] == "airplane"
