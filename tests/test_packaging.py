@@ -12,7 +12,8 @@ from packaging.requirements import Requirement
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 # import name -> distribution name, where they differ
-DIST = {"PIL": "pillow", "sklearn": "scikit-learn", "yaml": "pyyaml"}
+DIST = {"PIL": "pillow", "sklearn": "scikit-learn", "yaml": "pyyaml",
+        "cv2": "opencv-python-headless", "skimage": "scikit-image"}
 # declared, but never imported by name: what each one is for
 NOT_IMPORTED = {
     "jinja2": "pandas' to_latex", "papermill": "the pipeline runs it as a module",
