@@ -2,14 +2,15 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-export NNLIB_DATA ?= $(if $(wildcard ../shared/datasets),$(abspath ../shared/datasets),$(abspath data))
 
-.PHONY: help setup system-packages lock lab all test test-unit test-notebooks notebooks report \
+.PHONY: help setup system-packages lock data lab all test test-unit test-notebooks notebooks report \
 	readme bench lint mutation postgres postgres-stop clean
 
 help:
 	@echo "make setup          install the Debian packages needed (LaTeX, PostgreSQL) when"
 	@echo "                    missing, create .venv from requirements.lock (about 2.9 GB)"
+	@echo "make data           fetch CIFAR-10 (checked against its MD5) when missing; say"
+	@echo "                    where FER2013 goes (it needs a Kaggle account)"
 	@echo "make lock           re-resolve requirements.lock (UPGRADE=1: newest allowed versions)"
 	@echo "make lab            JupyterLab on the notebooks (root or not, container or not);"
 	@echo "                    LAB_ARGS='--port 8890 --no-browser' sets port, token, browser"
@@ -52,6 +53,10 @@ lock: $(VENV)/.installed
 	  $(if $(UPGRADE),--upgrade,-c .cache-installed.txt) -o requirements.lock
 	rm -f .cache-installed.txt
 
+# the data sets: $$NNLIB_DATA, else ../shared/datasets when it exists, else ./data
+data: setup
+	@$(PY) -m nnlib.download
+
 # --allow-root: a container or a fresh machine often runs as root, which Lab refuses;
 # no news feed or update check (a pop-up that asks to reach the internet)
 LAB_ARGS ?=
@@ -62,7 +67,7 @@ lab: setup
 	  --LabApp.news_url=None --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate \
 	  $(LAB_ARGS)
 
-all: setup
+all: setup data
 	$(MAKE) notebooks PROFILE=full
 	$(MAKE) report
 	$(MAKE) readme
@@ -70,7 +75,7 @@ all: setup
 readme: setup
 	$(PY) scripts/update_readme.py
 
-test: setup lint test-unit test-notebooks report
+test: setup data lint test-unit test-notebooks report
 
 lint: setup
 	$(VENV)/bin/ruff check .

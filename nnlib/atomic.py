@@ -25,13 +25,16 @@ def temporary_path(path):
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{TMP_PREFIX}{path.stem}-",
                                suffix=path.suffix)
-    os.close(fd)
-    # mkstemp makes the file private (0600); the result keeps the mode of the file it
-    # replaces, or gets the one a plain open() would give a new file
-    os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask())
     try:
+        os.close(fd)
         yield Path(tmp)
         with open(tmp, "rb+") as f:
+            # mkstemp made the file private (0600); the result keeps the mode of the file it
+            # replaces, or gets the one a plain open() would give a new file. Set once the
+            # writer is done (a read-only mode would have stopped it) and before the fsync
+            # (which then keeps the mode too)
+            mode = path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask()
+            os.fchmod(f.fileno(), mode)
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -47,13 +50,12 @@ def atomic_open(path, mode="wb", **kwargs):
     if not set(mode) & {"w"}:
         raise ValueError(f"atomic_open writes whole files: mode must contain 'w', got {mode!r}")
     with temporary_path(path) as tmp, open(tmp, mode, **kwargs) as f:
-        yield f
-        f.flush()
+        yield f  # closed (so flushed) before temporary_path fsyncs and renames it
 
 
 def write_bytes(path, data):
     """Replace ``path`` by ``data`` (bytes) atomically."""
-    with atomic_open(path, "wb") as f:
+    with atomic_open(path) as f:
         f.write(data)
     return Path(path)
 

@@ -29,7 +29,7 @@ from nnlib.images import (  # noqa: F401  (IMAGE_SUFFIXES, list_images: nnlib.da
     read_images,
 )
 from nnlib.io import READ_ERRORS
-from nnlib.paths import PROJ_ROOT
+from nnlib.paths import PROJ_ROOT, default_data_root
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
                    "ship", "truck")
@@ -45,8 +45,8 @@ FER_TEST_SPLITS = ("PublicTest", "PrivateTest")
 
 
 def data_root():
-    """Folder holding the data sets: $NNLIB_DATA, else ./data of the project."""
-    return Path(os.environ.get("NNLIB_DATA") or PROJ_ROOT / "data")
+    """Folder holding the data sets (``nnlib.paths.default_data_root``)."""
+    return default_data_root()
 
 
 def cache_dir():

@@ -8,7 +8,7 @@ import numpy as np
 
 def rel_error(a, b):
     """Largest elementwise relative error max |a - b| / max(1e-12, |a| + |b|)."""
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    a, b = (np.asarray(v, dtype=np.float64) for v in (a, b))  # no integer overflow
     return float(np.max(np.abs(a - b) / np.maximum(1e-12, np.abs(a) + np.abs(b))))
 
 
@@ -18,7 +18,7 @@ def rel_error_norm(a, b):
     Unlike ``rel_error`` it is not dominated by entries that are tiny or exactly zero
     (dead ReLUs), where float64 round-off alone gives large elementwise ratios.
     """
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    a, b = (np.asarray(v, dtype=np.float64) for v in (a, b))
     return float(np.linalg.norm(a - b) / max(1e-12, np.linalg.norm(a) + np.linalg.norm(b)))
 
 
@@ -26,7 +26,8 @@ def eval_numerical_gradient(f, x, h=1e-5):
     """Numeric gradient of a scalar function ``f(x)``, perturbing x in place.
 
     Inputs:
-    - f: callable of one argument returning a float
+    - f: callable of one argument returning a float (or a one-element array, a view of x
+      included)
     - x: float64 array of any shape (restored on return)
     - h: step of the centred difference (f(x + h) - f(x - h)) / 2h
 
@@ -34,18 +35,24 @@ def eval_numerical_gradient(f, x, h=1e-5):
     - grad: array of x's shape
     """
     grad = np.zeros_like(x)
-    it = np.nditer(x, flags=["multi_index"], op_flags=["readwrite"])
-    while not it.finished:
-        ix = it.multi_index
+    for ix in np.ndindex(x.shape):
         old = x[ix]
         x[ix] = old + h
-        fp = f(x)
+        fp = _scalar(f(x))  # read now: f may return a view of x, which changes below
         x[ix] = old - h
-        fm = f(x)
+        fm = _scalar(f(x))
         x[ix] = old
         grad[ix] = (fp - fm) / (2 * h)
-        it.iternext()
     return grad
+
+
+def _scalar(value):
+    """The float held by ``f``'s result (a float, or an array with one element)."""
+    value = np.asarray(value)
+    if value.size != 1:
+        raise ValueError(f"f must return a scalar, got an array of shape {value.shape}; use "
+                         "eval_numerical_gradient_array for a function with array output")
+    return float(value.reshape(()))
 
 
 def eval_numerical_gradient_array(f, x, dout, h=1e-5):
@@ -63,17 +70,14 @@ def eval_numerical_gradient_array(f, x, dout, h=1e-5):
     before the weighted sum keeps the round-off ten times smaller.
     """
     grad = np.zeros_like(x)
-    it = np.nditer(x, flags=["multi_index"], op_flags=["readwrite"])
-    while not it.finished:
-        ix = it.multi_index
+    for ix in np.ndindex(x.shape):
         old = x[ix]
         x[ix] = old + h
-        pos = np.array(f(x), copy=True)
+        pos = np.array(f(x))  # a copy: f may return x itself or a view of it
         x[ix] = old - h
-        neg = np.array(f(x), copy=True)
+        neg = np.array(f(x))
         x[ix] = old
         grad[ix] = np.sum((pos - neg) * dout) / (2 * h)
-        it.iternext()
     return grad
 
 

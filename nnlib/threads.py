@@ -23,20 +23,26 @@ ENV = "NNLIB_THREADS"
 
 def usable_cores():
     """Cores this process may run on (its CPU affinity, else the machine's count)."""
+    return len(_usable_cpus() or range(os.cpu_count() or 1))
+
+
+def _usable_cpus():
+    """The ids of the CPUs this process may run on; None where the platform cannot tell."""
     try:
-        return len(os.sched_getaffinity(0))
+        return set(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+        return None
 
 
 _measured = {}  # the last measurement: {"at": time, "cores": n}, reused for MAX_AGE s
 MAX_AGE = 30.0
+STAT = "/proc/stat"
 
 
 def idle_cores(window=0.25):
-    """Cores left idle by the machine's other work, measured over ``window`` seconds from
-    /proc/stat (at least 1; a measurement is reused for ``MAX_AGE`` seconds); all usable
-    cores where /proc/stat cannot be read."""
+    """Cores of this process's CPU affinity left idle by the machine's other work, measured
+    over ``window`` seconds from /proc/stat (at least 1; a measurement is reused for
+    ``MAX_AGE`` seconds); all usable cores where /proc/stat cannot be read."""
     now = time.monotonic()
     if _measured and now - _measured["at"] < MAX_AGE:
         return _measured["cores"]
@@ -47,32 +53,52 @@ def idle_cores(window=0.25):
 
 def _measure_idle_cores(window):
     cores = usable_cores()
+    cpus = _usable_cpus()
     try:
-        first = _cpu_times()
+        try:
+            first = _cpu_times(cpus)
+        except ValueError:  # a /proc/stat without this process's CPUs (a container's view)
+            cpus = None
+            first = _cpu_times()
         time.sleep(window)
-        second = _cpu_times()
-    except (OSError, ValueError, IndexError):
+        second = _cpu_times(cpus)
+    except (OSError, ValueError):
         return cores
-    total = sum(second) - sum(first)
-    idle = (second[3] + second[4]) - (first[3] + first[4])  # idle + iowait
+    # iowait can step back (the kernel estimates it per CPU): a field that fell adds nothing
+    ticks = [max(0, b - a) for a, b in zip(first, second)]
+    total = sum(ticks)
     if total <= 0:
         return cores
-    busy_cores = (os.cpu_count() or cores) * (1 - idle / total)
-    # a core counts as busy once another process holds about half of it
+    idle = ticks[3] + ticks[4]  # idle and iowait: a core waiting for a disk runs nothing
+    # the cores that other work keeps busy: on this process's CPUs, else on the machine
+    measured = len(cpus) if cpus else os.cpu_count() or cores
+    busy_cores = measured * (1 - idle / total)
+    # a core counts as busy once other work holds more than about 70% of it, so that a
+    # light background load (a shell, a notebook kernel) keeps it in the pool
     return max(1, min(cores, round(cores - busy_cores + 0.2)))
 
 
-def _cpu_times():
-    with open("/proc/stat") as f:
-        fields = f.readline().split()
-    if fields[0] != "cpu":
-        raise ValueError("unexpected /proc/stat")
-    return [int(v) for v in fields[1:8]]
+def _cpu_times(cpus=None):
+    """The jiffies so far of the CPUs ``cpus`` (ids; None: the whole machine), summed field
+    by field: user, nice, system, idle, iowait, irq, softirq, steal (time another virtual
+    machine ran on the core: busy, for this process). Guest time is part of user time."""
+    with open(STAT) as f:
+        lines = [line.split() for line in f if line.startswith("cpu")]
+    if cpus is None:
+        rows = [fields[1:] for fields in lines if fields[0] == "cpu"]
+    else:
+        rows = [fields[1:] for fields in lines if fields[0][3:].isdigit()
+                and int(fields[0][3:]) in cpus]
+        if len(rows) != len(cpus):
+            raise ValueError(f"{STAT} lists {len(rows)} of this process's {len(cpus)} CPUs")
+    if not rows or min(len(r) for r in rows) < 5:
+        raise ValueError(f"unexpected {STAT}: no 'cpu' line with idle and iowait times")
+    return [sum(int(r[i]) for r in rows if i < len(r)) for i in range(8)]
 
 
 def blas_threads():
     """The number of BLAS threads for a training run, or None to leave BLAS's own."""
-    setting = os.environ.get(ENV, "auto").strip().lower()
+    setting = os.environ.get(ENV, "").strip().lower() or "auto"  # unset or empty: auto
     if setting == "all":
         return None
     if setting == "auto":
@@ -97,8 +123,13 @@ def thread_policy(threads=None):
     force (None: BLAS's own). ``with thread_policy(1): solver.train()`` trains on one."""
     if threads is None and _active:
         n = _active[-1]
+    elif threads is None:
+        n = blas_threads()
     else:
-        n = blas_threads() if threads is None else int(threads)
+        n = int(threads)
+        if n < 1:
+            raise ValueError(f"thread_policy({threads!r}): use 1 or more threads, or None for "
+                             f"{ENV}'s choice")
     _active.append(n)
     try:
         if n is None:
