@@ -17,8 +17,6 @@ make it faster and its histories more precise:
 """
 from __future__ import annotations
 
-import copy
-import json
 import math
 import time
 import warnings
@@ -27,22 +25,16 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from nnlib._checks import check_labels
-from nnlib.atomic import atomic_open
+from nnlib import checkpoint
+from nnlib._checks import check_momentum, check_solver_data, check_solver_options
+from nnlib.checkpoint import CheckpointError, CheckpointInUseError  # noqa: F401 (public)
 from nnlib.classifiers import hard_labels, softmax
-from nnlib.io import READ_ERRORS
 from nnlib.optim import get_update_rule
 from nnlib.schedules import Plateau, make_schedule
 from nnlib.threads import thread_policy
 
 MONITORS = {"val_acc": "max", "val_loss": "min"}
-CHECKPOINT_VERSION = 2
-_HISTORIES = ("loss_history", "train_loss_history", "reg_loss_history", "train_acc_history",
-              "val_acc_history", "val_loss_history", "lr_history")
-
-
-class CheckpointError(ValueError):
-    """A checkpoint cannot be resumed; the message names the file. It is never deleted."""
+CHECKPOINT_VERSION = checkpoint.VERSION
 
 
 class Solver:
@@ -66,7 +58,10 @@ class Solver:
     - monitor: "val_acc" or "val_loss", the metric for best parameters, early
       stopping and plateau schedules ("val_acc")
     - patience: stop after this many epochs without improvement of ``monitor`` by more
-      than ``min_delta`` (None: never stop early); min_delta (0.0)
+      than ``min_delta`` (None: never stop early); min_delta (0.0). A run stopped early
+      goes on when ``train`` is called again (or its checkpoint resumed) with a larger
+      num_epochs or patience than it stopped under; its patience counter then restarts at
+      zero, and its best epoch and parameters stay those to beat
     - augment: callable ``(X_batch, rng) -> X_batch`` applied to training batches
     - num_train_samples: training subsample for the per-epoch accuracy (1000; None: all)
     - num_val_samples: validation subsample (None: all)
@@ -74,13 +69,17 @@ class Solver:
     - seed: int for the generator behind shuffling, augmentation and (shared with the
       model) dropout masks; the accuracy subsamples draw from a second generator derived
       from it, so evaluation settings never change the training batches
-    - checkpoint_dir: folder for ``checkpoint.npz``, the full state, after each epoch
+    - checkpoint_dir: folder for ``checkpoint.npz``, the full state, after each epoch.
+      ``train`` locks it (``checkpoint.lock`` names the holder) for as long as it runs, so a
+      second Solver on the same folder fails at once instead of overwriting the first's
+      checkpoint; a killed run's lock goes with its process
     - checkpoint_name: also write ``{checkpoint_name}_epoch_{N}.npz`` after each epoch
       (the coursework's option; same format)
     - resume: continue from ``checkpoint_dir`` if it holds a checkpoint (False); a
       checkpoint of another run (model, update rule, schedules, batch size or seed
-      differ) raises instead of being continued. num_epochs and patience may change, so
-      a finished run can be extended.
+      differ) or of other training data (by a fingerprint of X_train and y_train) raises
+      instead of being continued. num_epochs and patience may change, so a finished run
+      can be extended.
     - epoch_callback: ``f(solver)`` called after each epoch (e.g. Optuna pruning);
       an exception raised there propagates after the checkpoint is written
     - print_every: with verbose, print the loss every this many iterations (None: never)
@@ -96,7 +95,12 @@ class Solver:
     Between calls to ``train`` the model holds the best parameters (by ``monitor``);
     ``train`` continues from the last epoch's, exactly as resuming its checkpoint does. A
     checkpoint holds the last and the best parameters, the update rule's state, both
-    generators, the schedules and the histories: one file, replaced atomically.
+    generators, the schedules, the histories and the data's fingerprint: one file,
+    replaced atomically (``nnlib.checkpoint``).
+
+    Bad options and data (NaN or inf in X_train or X_val, splits whose samples differ in
+    shape, labels out of range) fail in the constructor; a checkpoint folder that cannot
+    be written or is in use fails when ``train`` starts, before the first epoch.
 
     ``train_seconds`` is the wall time spent in ``train`` (evaluation included), summed
     over resumed sessions through the checkpoint.
@@ -109,7 +113,7 @@ class Solver:
                  seed=None, checkpoint_dir=None, checkpoint_name=None, resume=False,
                  epoch_callback=None, print_every=None, verbose=True):
         self.model = model
-        self._check_data(data, getattr(model, "num_classes", None))
+        check_solver_data(data, getattr(model, "num_classes", None))
         self.X_train, self.y_train = data["X_train"], data["y_train"]
         self.X_val, self.y_val = data["X_val"], data["y_val"]
         self.update_rule = get_update_rule(update_rule)
@@ -118,14 +122,13 @@ class Solver:
         self.momentum_schedule = momentum_schedule
         self.num_epochs, self.batch_size = num_epochs, batch_size
         self.monitor, self.patience, self.min_delta = monitor, patience, min_delta
-        self.augment = augment
+        self.augment, self.seed, self.eval_batch_size = augment, seed, eval_batch_size
         self.num_train_samples, self.num_val_samples = num_train_samples, num_val_samples
-        self.eval_batch_size = eval_batch_size
-        self.seed = seed
         self.checkpoint_dir, self.checkpoint_name = checkpoint_dir, checkpoint_name
         self.resume, self.epoch_callback = resume, epoch_callback
         self.print_every, self.verbose = print_every, verbose
-        self._check_options()
+        check_solver_options(self, MONITORS)
+        self._fingerprint = None  # of the training data, computed when first needed
 
         self.rng = np.random.default_rng(seed)
         self.eval_rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
@@ -144,58 +147,11 @@ class Solver:
             base = self._given_or_default("momentum")
             self._mom_schedule = make_schedule(self.momentum_schedule, base)
             for e in (0, 10 ** 6):
-                _check_momentum(self._mom_schedule(e), "the momentum schedule's value")
+                check_momentum(self._mom_schedule(e), "the momentum schedule's value")
         self._reset()
-        if self.resume and self.checkpoint_dir and _ckpt_path(self.checkpoint_dir).exists():
+        if self.resume and self.checkpoint_dir and \
+                checkpoint.checkpoint_path(self.checkpoint_dir).exists():
             self.load_checkpoint(self.checkpoint_dir)
-
-    # ------------------------------------------------------------------ checks
-    def _check_options(self):
-        def whole(name, low, allow_none=False):
-            v = getattr(self, name)
-            if v is None and allow_none:
-                return
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
-                raise ValueError(f"Solver: {name} must be an integer >= {low}"
-                                 f"{' or None' if allow_none else ''}, got {v!r}")
-        whole("num_epochs", 0)
-        whole("batch_size", 1)
-        whole("eval_batch_size", 1)
-        whole("num_train_samples", 1, allow_none=True)
-        whole("num_val_samples", 1, allow_none=True)
-        whole("patience", 0, allow_none=True)
-        whole("print_every", 1, allow_none=True)
-        if self.monitor not in MONITORS:
-            raise ValueError(f"Solver: monitor must be one of {sorted(MONITORS)}, "
-                             f"got {self.monitor!r}")
-        lr = self.optim_config.get("learning_rate")
-        if lr is not None and not (_is_real(lr) and math.isfinite(lr) and lr > 0):
-            raise ValueError(f"Solver: learning_rate must be a finite number > 0, got {lr!r}")
-        if "momentum" in self.optim_config:
-            _check_momentum(self.optim_config["momentum"], "momentum")
-        if not (_is_real(self.lr_decay) and 0 < self.lr_decay <= 1):
-            raise ValueError(f"Solver: lr_decay must lie in (0, 1], got {self.lr_decay!r}")
-        if not (_is_real(self.min_delta) and self.min_delta >= 0):
-            raise ValueError(f"Solver: min_delta must be >= 0, got {self.min_delta!r}")
-
-    @staticmethod
-    def _check_data(data, num_classes):
-        missing = {"X_train", "y_train", "X_val", "y_val"} - set(data)
-        if missing:
-            raise ValueError(f"Solver: data is missing {sorted(missing)}; it needs "
-                             "X_train, y_train, X_val and y_val")
-        for split in ("train", "val"):
-            X, y = data[f"X_{split}"], data[f"y_{split}"]
-            if not isinstance(X, np.ndarray) or not np.issubdtype(X.dtype, np.number):
-                raise ValueError(f"Solver: X_{split} must be a numeric NumPy array, got "
-                                 f"{type(X).__name__} of dtype {getattr(X, 'dtype', None)}")
-            if len(X) != len(y):
-                raise ValueError(f"Solver: X_{split} has {len(X)} samples but y_{split} "
-                                 f"has {len(y)}")
-            if len(X) == 0:
-                raise ValueError(f"Solver: X_{split} is empty")
-            if num_classes is not None:
-                check_labels(hard_labels(y), len(X), num_classes, f"y_{split}")
 
     def _given_or_default(self, name):
         """optim_config[name] if given, else the update rule's own default (which the rule
@@ -219,7 +175,8 @@ class Solver:
         self.best_params = {}
         self.bad_epochs = 0
         self.stop_reason = None
-        for h in _HISTORIES:
+        self._stopped_under = None  # (num_epochs, patience) of an early stop
+        for h in checkpoint.HISTORIES:
             setattr(self, h, [])
         self.train_seconds = 0.0
         self._last_params = None  # the last epoch's parameters, where training goes on
@@ -298,10 +255,15 @@ class Solver:
         the first epoch ended, the parameters training started from), with a warning.
         The matrix products use the BLAS threads ``nnlib.threads.thread_policy`` picks
         (the cores left idle by other work, unless ``NNLIB_THREADS`` says otherwise)."""
-        with thread_policy():
+        with checkpoint.guarded(self.checkpoint_dir, self.checkpoint_name), thread_policy():
             return self._train()
 
     def _train(self):
+        if self._stopped_under is not None and self.epoch < self.num_epochs:
+            num_epochs, patience = self._stopped_under
+            if self.num_epochs > num_epochs or self.patience is None or \
+                    self.patience > patience:  # asked for more: the early stop is lifted
+                self.stop_reason, self._stopped_under, self.bad_epochs = None, None, 0
         if self._last_params is not None:  # while training, the model holds them
             self.model.params, self._last_params = self._last_params, None
         start_params = (None if self.best_params
@@ -375,6 +337,7 @@ class Solver:
         else:
             self.bad_epochs += 1
             if self.patience is not None and self.bad_epochs >= self.patience:
+                self._stopped_under = (self.num_epochs, self.patience)
                 self.stop_reason = (f"early stopping: {self.monitor} has not improved for "
                                     f"{self.patience} epochs (best {self.best_val:.4f} "
                                     f"at epoch {self.best_epoch})")
@@ -399,7 +362,7 @@ class Solver:
             if self.checkpoint_dir:
                 self.save_checkpoint(self.checkpoint_dir)
             if self.checkpoint_name:
-                self._write_checkpoint(Path(f"{self.checkpoint_name}_epoch_{self.epoch}.npz"))
+                checkpoint.save(self, Path(f"{self.checkpoint_name}_epoch_{self.epoch}.npz"))
         if self.epoch_callback is not None:
             self.epoch_callback(self)
 
@@ -415,141 +378,21 @@ class Solver:
     # -------------------------------------------------------------- checkpoints
     def save_checkpoint(self, folder):
         """Write the full training state to ``folder/checkpoint.npz`` (atomically)."""
-        return self._write_checkpoint(_ckpt_path(folder))
-
-    def _write_checkpoint(self, path):
-        last = self.model.params if self._last_params is None else self._last_params
-        arrays = {f"param/{k}": v for k, v in last.items()}
-        arrays.update({f"best/{k}": v for k, v in self.best_params.items()})
-        configs = {}
-        for k, cfg in self.optim_configs.items():
-            configs[k] = {}
-            for name, value in cfg.items():
-                if isinstance(value, np.ndarray):
-                    arrays[f"optim/{k}/{name}"] = value
-                else:
-                    configs[k][name] = value
-        state = {
-            "version": CHECKPOINT_VERSION,
-            "epoch": self.epoch, "best_val": self.best_val, "best_epoch": self.best_epoch,
-            "bad_epochs": self.bad_epochs, "stop_reason": self.stop_reason,
-            "optim_configs": configs, "rng": self.rng.bit_generator.state,
-            "eval_rng": self.eval_rng.bit_generator.state,
-            "lr_schedule": None if self._lr_schedule is None else self._lr_schedule.state,
-            "histories": {h: getattr(self, h) for h in _HISTORIES},
-            "train_seconds": self.train_seconds, "run": self.run_config(),
-        }
-        # one file holds the whole state, so a kill leaves the old or the new one
-        with atomic_open(path) as f:
-            np.savez(f, state=np.array(json.dumps(state, default=_plain)), **arrays)
-        return path
+        return checkpoint.save(self, checkpoint.checkpoint_path(folder))
 
     def load_checkpoint(self, folder):
         """Restore the state written by ``save_checkpoint`` (a folder or the file itself).
 
-        Raises ``CheckpointError`` naming the file if it is unreadable, incomplete or of
-        another run; the file is left as it is."""
-        path = Path(folder)
-        path = path if path.suffix == ".npz" else _ckpt_path(path)
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.files}
-        except READ_ERRORS as e:
-            raise CheckpointError(f"checkpoint {path} is unreadable ({type(e).__name__}: {e}); "
-                                  "move it away to start afresh") from None
-        if "state" not in arrays:
-            old = " (an older two-file checkpoint)" if path.with_suffix(".json").exists() else ""
-            raise CheckpointError(f"checkpoint {path} holds no training state{old}; move it "
-                                  "away to start afresh")
-        try:
-            state = json.loads(str(arrays.pop("state")))
-            self._restore(path, state, arrays)
-        except CheckpointError:
-            raise
-        except (ValueError, KeyError, TypeError, AttributeError) as e:
-            raise CheckpointError(f"checkpoint {path} is incomplete or damaged "
-                                  f"({type(e).__name__}: {e}); move it away to start "
-                                  "afresh") from None
+        Raises ``CheckpointError`` naming the file if it is unreadable, incomplete, of
+        another run or of other training data; the file is left as it is."""
+        checkpoint.load(self, folder)
 
-    def _restore(self, path, state, arrays):
-        if state.get("version") != CHECKPOINT_VERSION:
-            raise CheckpointError(f"checkpoint {path} has format version "
-                                  f"{state.get('version')}, expected {CHECKPOINT_VERSION}")
-        stored, current = state["run"], self.run_config()
-        if stored != current:
-            diff = sorted(k for k in set(stored) | set(current)
-                          if stored.get(k) != current.get(k))
-            raise CheckpointError(
-                f"checkpoint {path} belongs to another run (different {diff}: "
-                f"{ {k: stored.get(k) for k in diff} } there, "
-                f"{ {k: current.get(k) for k in diff} } here); delete it or use another "
-                "checkpoint_dir")
-        params = {k[6:]: v for k, v in arrays.items() if k.startswith("param/")}
-        best = {k[5:]: v for k, v in arrays.items() if k.startswith("best/")}
-        for name, group in (("parameters", params), ("best parameters", best)):
-            if group and (set(group) != set(self.model.params) or any(
-                    group[k].shape != self.model.params[k].shape for k in group)):
-                raise CheckpointError(f"checkpoint {path}: its {name} do not fit this model's "
-                                      "architecture; delete it or use another checkpoint_dir")
-        if not params:
-            raise CheckpointError(f"checkpoint {path} holds no parameters")
-        configs = copy.deepcopy(state["optim_configs"])
-        if set(configs) != set(self.model.params):
-            raise CheckpointError(f"checkpoint {path}: its optimizer state does not fit "
-                                  "this model")
-        for k, v in arrays.items():
-            if k.startswith("optim/"):
-                _, pname, name = k.split("/", 2)
-                configs[pname][name] = v
-        histories = {h: list(state["histories"][h]) for h in _HISTORIES}
-        rng, eval_rng = (np.random.default_rng() for _ in range(2))
-        rng.bit_generator.state = state["rng"]
-        eval_rng.bit_generator.state = state["eval_rng"]
-        # all read and checked: now change the solver
-        self.rng.bit_generator.state = rng.bit_generator.state
-        self.eval_rng.bit_generator.state = eval_rng.bit_generator.state
-        self.optim_configs = configs
-        for key in ("epoch", "best_val", "best_epoch", "bad_epochs", "stop_reason"):
-            setattr(self, key, state[key])
-        if self._lr_schedule is not None:
-            self._lr_schedule.state = state["lr_schedule"] or {}
-        for h, v in histories.items():
-            setattr(self, h, v)
-        self.train_seconds = float(state["train_seconds"])
-        self.best_params = best
-        self._last_params = params
-        self.model.params = {k: v.copy() for k, v in (best or params).items()}
+    def data_fingerprint(self):
+        """The training data's shapes, dtypes and digest, as checkpoints record them."""
+        if self._fingerprint is None:
+            self._fingerprint = checkpoint.fingerprint(self.X_train, self.y_train)
+        return self._fingerprint
 
     def run_config(self):
         """Plain data that identifies a run: resuming a checkpoint requires the same."""
-        rule = self.update_rule
-        config = {
-            "model": self.model.config() if hasattr(self.model, "config") else None,
-            "update_rule": getattr(rule, "__name__", type(rule).__name__),
-            "optim_config": {k: v for k, v in self.optim_config.items()
-                             if not isinstance(v, np.ndarray)},
-            "lr_decay": self.lr_decay, "lr_schedule": self.lr_schedule,
-            "momentum_schedule": self.momentum_schedule, "batch_size": int(self.batch_size),
-            "monitor": self.monitor, "seed": self.seed,
-        }
-        return json.loads(json.dumps(config, default=str))  # as it reads back from JSON
-
-
-def _is_real(v):
-    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
-
-
-def _check_momentum(m, name):
-    if not (_is_real(m) and 0 <= m < 1):
-        raise ValueError(f"Solver: {name} must lie in [0, 1), got {m!r}")
-
-
-def _plain(v):
-    """JSON for NumPy scalars in an update rule's config."""
-    if isinstance(v, np.generic):
-        return v.item()
-    raise TypeError(f"cannot store {type(v).__name__} in a checkpoint")
-
-
-def _ckpt_path(folder):
-    return Path(folder) / "checkpoint.npz"
+        return checkpoint.run_config(self)

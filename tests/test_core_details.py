@@ -472,11 +472,11 @@ def test_cifar_batch_errors_and_types(tmp_path):
 
 def test_data_root_subsample_and_seeded_validation_split(tmp_path, monkeypatch):
     from nnlib.data import data_root, subsample
-    from nnlib.paths import PROJ_ROOT
+    from nnlib.paths import default_data_root
     monkeypatch.setenv("NNLIB_DATA", str(tmp_path))
     assert data_root() == tmp_path
     monkeypatch.delenv("NNLIB_DATA")
-    assert data_root() == PROJ_ROOT / "data"
+    assert data_root() == default_data_root()
     X, y = np.arange(100), np.repeat([0, 1], 50)
     Xs, ys = subsample(X, y, 10, seed=0)
     assert len(Xs) == 10 and np.bincount(ys).tolist() == [5, 5]  # stratified

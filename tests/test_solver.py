@@ -167,3 +167,41 @@ def test_bad_options_and_data_raise_clear_errors(tmp_path):
     with pytest.raises(ValueError, match="another run.*model"):
         Solver(FullyConnectedNet([5], input_dim=20, num_classes=4), d,
                checkpoint_dir=tmp_path, resume=True, verbose=False)
+
+
+def test_non_finite_or_misshapen_data_fail_before_training():
+    d = data()
+    X_val = d["X_val"].copy()
+    X_val[3, 5] = np.nan
+    X_val[7, 0] = -np.inf
+    with pytest.raises(ValueError, match=r"^Solver: X_val contains 2 NaN or inf values; "
+                                         "clean or impute the data before training"):
+        make_solver(dict(d, X_val=X_val))
+    X_train = d["X_train"].copy()
+    X_train[0, 0] = np.inf
+    with pytest.raises(ValueError, match="^Solver: X_train contains 1 NaN"):
+        make_solver(dict(d, X_train=X_train))
+    with pytest.raises(ValueError, match=r"^Solver: the samples of X_val have shape \(4, 5\) "
+                                         r"but those of X_train \(20,\); give both splits the "
+                                         "same preprocessing$"):
+        make_solver(dict(d, X_val=d["X_val"].reshape(-1, 4, 5)))
+    ints = {k: (v.astype(np.int16) if k.startswith("X") else v) for k, v in d.items()}
+    assert make_solver(ints, num_epochs=1).train().epoch == 1  # integers hold no NaN
+
+
+def test_check_accuracy_passes_its_sample_and_batch_sizes():
+    d = data()
+    s = make_solver(d, num_epochs=1).train()
+    sizes = []
+    real = s.model.loss
+
+    def loss(X, y=None):
+        sizes.append(len(X))
+        return real(X, y)
+    s.model.loss = loss
+    pred = real(d["X_val"]).argmax(axis=1)
+    assert s.check_accuracy(d["X_val"], d["y_val"], batch_size=40) == np.mean(pred == d["y_val"])
+    assert sizes == [40, 40, 20]
+    sizes.clear()
+    s.check_accuracy(d["X_val"], d["y_val"], num_samples=30, batch_size=7)
+    assert sizes == [7, 7, 7, 7, 2]

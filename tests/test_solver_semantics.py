@@ -1,4 +1,7 @@
 """What the Solver promises, checked with models and update rules written here."""
+import functools
+import json
+
 import numpy as np
 import pytest
 
@@ -36,6 +39,11 @@ def recorder_data(n=40, nv=100):
     yv = np.arange(nv) % 2
     Xv[:, 1] = yv
     return {"X_train": X, "y_train": np.arange(n) % 2, "X_val": Xv, "y_val": yv}
+
+
+def read_state(folder):
+    with np.load(folder / "checkpoint.npz", allow_pickle=False) as z:
+        return json.loads(str(z["state"]))
 
 
 def run(model, data, **kw):
@@ -104,6 +112,7 @@ def test_only_given_values_are_written_into_the_rule_config():
             optim_config={})
     assert log[0] == (None, None)  # the rule's own defaults apply
     assert s.lr_history == [0.123, 0.123]
+    assert s.learning_rate_at(5) == 0.123  # asked of the rule itself
     model = FullyConnectedNet([4], input_dim=2, num_classes=2, seed=0)
     d = dict(recorder_data(), y_train=np.arange(40) % 2)
     adam_solver = Solver(model, d, update_rule="adam", num_epochs=1, verbose=False)
@@ -269,3 +278,81 @@ def test_a_solver_shows_its_progress_not_its_address():
     solver.train()
     assert repr(solver) == (f"Solver(sgd_momentum, epoch 2/2, best validation accuracy "
                             f"{max(solver.val_acc_history):.4f} at epoch {solver.best_epoch})")
+
+
+EXTENDED = [0.50, 0.60, 0.55, 0.55, 0.58, 0.59, 0.70, 0.65, 0.65, 0.65, 0.66]
+
+
+def test_an_early_stopped_run_goes_on_when_asked_for_more():
+    model = Recorder(EXTENDED)
+    s = run(model, recorder_data(), num_epochs=6, patience=2)
+    assert (s.epoch, s.best_epoch, s.bad_epochs) == (4, 2, 2)
+    assert s.stop_reason == ("early stopping: val_acc has not improved for 2 epochs "
+                             "(best 0.6000 at epoch 2)")
+    s.train()  # the same options: it stays stopped
+    assert s.epoch == 4 and len(model.batches) == 16
+    s.num_epochs = 10  # more epochs: the patience counter restarts at zero
+    s.train()
+    assert s.epoch == 6 and len(model.batches) == 24 and s.bad_epochs == 2
+    assert s.val_acc_history == pytest.approx(EXTENDED[:6])
+    assert (s.best_epoch, s.best_val) == (2, pytest.approx(0.6))
+    assert s.stop_reason.endswith("(best 0.6000 at epoch 2)")
+    s.patience = 3  # more patience, as many epochs: on again
+    s.train()
+    assert (s.epoch, s.best_epoch, s.bad_epochs) == (10, 7, 3)
+    assert s.stop_reason.startswith("early stopping: val_acc has not improved for 3 epochs")
+    s.patience = 4  # no epochs left: nothing changes
+    s.train()
+    assert s.epoch == 10 and s.stop_reason.endswith("(best 0.7000 at epoch 7)")
+    s.num_epochs, s.patience = 11, None  # no early stopping at all
+    s.train()
+    assert s.epoch == 11 and s.stop_reason is None and s.bad_epochs == 1
+
+
+def test_resuming_an_early_stopped_run_with_more_epochs_goes_on(tmp_path):
+    d = recorder_data()
+    memory = run(Recorder(EXTENDED), d, num_epochs=6, patience=2)
+    memory.num_epochs = 10
+    memory.train()
+    run(Recorder(EXTENDED), d, num_epochs=6, patience=2, checkpoint_dir=tmp_path)
+    state = read_state(tmp_path)
+    assert state["stopped_under"] == [6, 2] and state["bad_epochs"] == 2
+    model = Recorder(EXTENDED)
+    model.epoch = 4
+    same = run(model, d, num_epochs=6, patience=2, checkpoint_dir=tmp_path, resume=True)
+    assert same.epoch == 4 and model.batches == []  # stays stopped
+    more = run(model, d, num_epochs=10, patience=2, checkpoint_dir=tmp_path, resume=True)
+    assert more.epoch == 6 and len(model.batches) == 8
+    for h in ("val_acc_history", "loss_history", "lr_history"):
+        assert getattr(more, h) == getattr(memory, h)
+    assert (more.stop_reason, more.best_epoch) == (memory.stop_reason, 2)
+    assert read_state(tmp_path)["stopped_under"] == [10, 2]
+
+
+def test_a_diverged_run_stays_stopped():
+    class Diverging(Recorder):
+        def loss(self, X, y=None):
+            out = super().loss(X, y)
+            return out if y is None or self.epoch < 1 else (float("nan"), out[1])
+    model = Diverging()
+    with pytest.warns(RuntimeWarning, match=r"^loss became nan at epoch 2, iteration 1: "
+                                            r"training stopped and the best parameters \(epoch "
+                                            r"1\) were kept; lower the learning rate"):
+        s = run(model, recorder_data(), num_epochs=3, patience=1)
+    assert s.epoch == 1 and s.stop_reason.startswith("loss became nan")
+    s.num_epochs, s.patience = 6, None
+    s.train()
+    assert s.epoch == 1 and len(model.batches) == 5  # 4 of epoch 1 and the diverging one
+
+
+def test_momentum_at_and_a_rule_without_a_name():
+    d = recorder_data()
+    s = Solver(Recorder(), d, update_rule="sgd_momentum", optim_config={"momentum": 0.0},
+               momentum_schedule={"name": "linear", "base": 0.5, "end": 0.9, "num_epochs": 4})
+    assert [s.momentum_at(e) for e in (0, 2, 4, 9)] == pytest.approx([0.5, 0.7, 0.9, 0.9])
+    assert Solver(Recorder(), d, update_rule="sgd_momentum").momentum_at(3) == 0.9  # the rule's
+    assert Solver(Recorder(), d, update_rule="sgd_momentum",
+                  optim_config={"momentum": 0.25}).momentum_at(3) == 0.25
+    rule = functools.partial(sgd)  # a callable without __name__
+    s = Solver(Recorder(), d, update_rule=rule, verbose=False)
+    assert repr(s) == f"Solver({rule}, epoch 0/10, not trained yet)"
