@@ -8,7 +8,8 @@ is the URL to show a person.
 from __future__ import annotations
 
 import os
-from urllib.parse import urlsplit, urlunsplit
+import re
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 MASK = "***"
 
@@ -26,20 +27,25 @@ def _netloc(parts, password):
 
 
 def password_of(url):
-    """The password written in ``url``, or None."""
+    """The password written in ``url`` (%-escapes decoded, as libpq reads it), or None."""
     try:
-        return urlsplit(str(url)).password
+        password = urlsplit(str(url)).password
     except ValueError:  # a malformed port: no password to find
         return None
+    return None if password is None else unquote(password)
 
 
 def masked(url):
-    """``url`` with its password (if any) replaced by ``***``: safe to print."""
+    """``url`` with its password (if any) replaced by ``***``: safe to print, even malformed."""
     url = str(url)
-    if password_of(url) is None:
-        return url
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(netloc=_netloc(parts, MASK)))
+    try:
+        parts = urlsplit(url)
+        if parts.password is not None:
+            return urlunsplit(parts._replace(netloc=_netloc(parts, MASK)))
+    except ValueError:  # a malformed address or port
+        pass
+    # what urlsplit cannot take apart loses all from the user's ":" to the last "@"
+    return re.sub(r"(://[^:@/]*):.*@", rf"\1:{MASK}@", url)
 
 
 def without_password(url, environ=None):
@@ -49,6 +55,7 @@ def without_password(url, environ=None):
     password = password_of(url)
     if password is None:
         return url
-    (os.environ if environ is None else environ)["PGPASSWORD"] = password
     parts = urlsplit(url)
-    return urlunsplit(parts._replace(netloc=_netloc(parts, None)))
+    netloc = _netloc(parts, None)  # a malformed port fails here, before anything is written
+    (os.environ if environ is None else environ)["PGPASSWORD"] = password
+    return urlunsplit(parts._replace(netloc=netloc))

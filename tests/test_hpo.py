@@ -51,13 +51,13 @@ def test_suggest_layers_and_weights():
     assert all(4 <= u <= 9 for u in config["hidden_dims"]) and 0 <= config["dropout"] <= 0.5
     model = FullyConnectedNet(config["hidden_dims"], input_dim=10, num_classes=3)
     assert topology_weights(trial.params, 10, 3) == model.num_params()
-    with pytest.raises(ValueError, match="unknown parameter type 'choice'"):
+    with pytest.raises(ValueError, match="unknown parameter type 'choice' for x"):
         suggest(trial, {"x": {"type": "choice", "low": 0, "high": 1}})
 
 
 def test_a_repeated_configuration_is_not_trained_again(tmp_path):
     url = f"sqlite:///{tmp_path / 'd.db'}"
-    one_point = {"space": {"learning_rate": {"type": "float", "low": 0.01, "high": 0.01}},
+    one_point = {"space": {"learning_rate": {"type": "categorical", "choices": [0.01]}},
                  "fixed": {"hidden_dims": [8]}, "num_epochs": 1}
     study = run_search("d", url, one_point, blobs(), 6, 3, n_trials=2)
     first, second = study.trials
