@@ -7,8 +7,10 @@ The model is an nnlib ``.npz`` (``nnlib.io.save_model``) or a Keras ``.keras`` f
 optional), a flat folder of images (no labels: predictions only), a FER2013 CSV, or a
 folder holding ``labels_public.txt``. Only test images are scored: rows whose Usage (CSV)
 or file-name prefix says Training are left out unless ``--split all``; ``--split
-PublicTest`` or ``PrivateTest`` keeps one official test split. The report says how many
-images of which split were scored.
+PublicTest`` or ``PrivateTest`` keeps one official test split (``--split all`` on a data
+set's root reads its train/ folder too). The report says how many images of which split
+were scored. ``--json`` never replaces the model, the data or a file of the data's folder;
+Ctrl-C stops with exit code 130 and leaves no partial file.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import argparse
 import importlib.util
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -61,7 +64,7 @@ class LoadedModel:
             if self.preprocessor is None:
                 raise ModelError(f"{self.path} holds no preprocessing statistics; save it "
                                  "with save_model(path, model, preprocessor)")
-            self.input_shape = tuple(self.preprocessor.image_shape)
+            self.input_shape = tuple(self.preprocessor.image_shape)  # (H, W) or (H, W, C)
             self.kind = "nnlib"
             self.parameters = self.model.num_params()
         elif suffix == ".keras":
@@ -74,9 +77,13 @@ class LoadedModel:
             set_threads()
             model = load_keras_model(self.path)
             self.parameters = model.count_params()  # of the network saved
-            # the same predictions, faster (folding changes the scores by about 1e-6)
-            self.model = fold_batch_norm(model) if fold else model
-            self.input_shape = tuple(self.model.input_shape[1:3])
+            self.model = model
+            if fold:  # the same predictions, faster (the scores change by about 1e-6)
+                try:
+                    self.model = fold_batch_norm(model)
+                except ValueError:  # a network that does not fold runs as saved
+                    pass
+            self.input_shape = tuple(self.model.input_shape[1:])  # (H, W[, C]), None: any
             self.info = {}
             self.kind = "keras"
         else:
@@ -84,21 +91,19 @@ class LoadedModel:
                              ".npz or a Keras .keras file")
         classes = (self.model.num_classes if self.kind == "nnlib"
                    else self.model.output_shape[-1])
-        if classes != len(FER2013_CLASSES) or len(self.input_shape) < 2:
+        if classes != len(FER2013_CLASSES) or len(self.input_shape) not in (2, 3):
             raise ModelError(f"{self.path} is not a FER2013 classifier: it predicts {classes} "
                              f"classes from inputs {self.input_shape}, expected "
                              f"{len(FER2013_CLASSES)} classes from 48x48 images")
 
     def predict(self, images, progress=False):
-        """Class ids (N,); ``progress``: a progress bar on a terminal while a Keras model
-        predicts (in chunks of whole batches, so the predictions are the same)."""
+        """Class ids (N,) of grayscale images (N, H, W) or (N, H, W, 1); ``progress``: a
+        progress bar on a terminal while a Keras model predicts (in chunks of whole
+        batches, so the predictions are the same)."""
         images = np.asarray(images)
         if images.ndim == 4 and images.shape[-1] == 1:
             images = images[..., 0]
-        if images.shape[1:3] != self.input_shape[:2]:
-            raise ValueError(f"the model {self.path} takes {self.input_shape[0]}x"
-                             f"{self.input_shape[1]} images, got {images.shape[1]}x"
-                             f"{images.shape[2]}; resize the data set or pick the right model")
+        self._check_shape(images)
         if self.kind == "nnlib":
             scores = self.model.scores(self.preprocessor.transform(images))
             if self.info.get("tta_flip", False):  # average with the mirrored faces
@@ -113,6 +118,46 @@ class LoadedModel:
                  for i in tqdm(range(0, len(images), chunk), desc="predicting", unit="chunk",
                                leave=False, disable=None if progress else True)]
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+    def predict_proba(self, images):
+        """Class probabilities (N, 7) of grayscale images (N, H, W) or (N, H, W, 1), under
+        the views ``predict`` uses (their argmax is its ids): an nnlib network's softmax of
+        its scores, averaged with the mirrored faces' where ``tta_flip``; a Keras model's
+        output (its softmax averaged over its test-time views and members)."""
+        images = np.asarray(images)
+        if images.ndim == 4 and images.shape[-1] == 1:
+            images = images[..., 0]
+        self._check_shape(images)
+        if not len(images):
+            return np.zeros((0, len(FER2013_CLASSES)))
+        if self.kind == "nnlib":
+            scores = self.model.scores(self.preprocessor.transform(images))
+            if self.info.get("tta_flip", False):  # summed in float32 as predict sums them
+                scores = (scores + self.model.scores(
+                    self.preprocessor.transform(images[:, :, ::-1]))) / 2
+            scores = scores.astype(np.float64)
+            e = np.exp(scores - scores.max(axis=1, keepdims=True))
+            return e / e.sum(axis=1, keepdims=True)
+        from nnlib.cnn.augment import as_images
+        # batches of 256 as predict_keras runs them: the same arithmetic, the same outputs
+        return np.asarray(self.model.predict(as_images(images), batch_size=256, verbose=0),
+                          dtype=np.float64)
+
+    def _check_shape(self, images):
+        """Raise ValueError naming the model file unless it takes ``images``' shape (checked
+        here: a network fed another shape fails deep inside, or broadcasts into garbage)."""
+        want = self.input_shape if len(self.input_shape) == 3 else (*self.input_shape, 1)
+        got = images.shape[1:] if images.ndim == 4 else (*images.shape[1:], 1)
+        if len(got) != len(want) or any(w not in (None, g) for w, g in zip(want, got)):
+            raise ValueError(f"the model {self.path} takes {_dims(want)} images, got "
+                             f"{_dims(got)}; resize or convert the data set, or pick the "
+                             "right model")
+
+
+def _dims(shape):
+    """(48, 48, 1) -> '48x48' (grayscale), (48, 48, 3) -> '48x48x3'; any size: '?'."""
+    shape = shape[:-1] if shape[-1] == 1 else shape
+    return "x".join("?" if s is None else str(s) for s in shape)
 
 
 def load_fer_eval_data(path, split="test", progress=False):
@@ -134,7 +179,7 @@ def load_fer_eval_data(path, split="test", progress=False):
         keep = _keep(usages, split, path)
         return X[keep], y[keep], None, _counts(usages, keep)
     if path.is_dir() and (path / "fer2013.csv").is_file():  # a data set's root
-        return load_fer_eval_data(path / "fer2013.csv", split, progress)
+        return load_fer_eval_data(path / "fer2013.csv", split)  # no image files
     if path.is_file() and path.name == "labels_public.txt":
         path = path.parent
     if not path.is_dir():
@@ -149,8 +194,11 @@ def load_fer_eval_data(path, split="test", progress=False):
                 _counts(usages, keep))
     subdirs = sorted(p for p in path.iterdir() if p.is_dir())
     if {p.name for p in subdirs} >= {"test"} and not {p.name.lower() for p in subdirs} & set(
-            FER2013_CLASSES):  # a data set's root: its test/ folder holds the test images
-        return load_fer_eval_data(path / "test", split, progress)
+            FER2013_CLASSES):  # a data set's root: test/ holds the test images
+        parts = [load_fer_eval_data(path / "test", split, progress)]
+        if split == "all" and (path / "train").is_dir():  # and train/ the training ones
+            parts.append(load_fer_eval_data(path / "train", split, progress))
+        return _joined(parts)
     if subdirs:
         files, labels = class_folder_files(path, FER2013_CLASSES)
         if not files:
@@ -166,6 +214,20 @@ def load_fer_eval_data(path, split="test", progress=False):
             files, _counts(usages, keep))
 
 
+def _joined(parts):
+    """``load_fer_eval_data``'s results for several folders, as one."""
+    if len(parts) == 1:
+        return parts[0]
+    counts = {}
+    for part in parts:
+        for usage, n in part[3].items():
+            counts[usage] = counts.get(usage, 0) + n
+    labels = [part[1] for part in parts]
+    return (np.concatenate([part[0] for part in parts]),
+            None if any(y is None for y in labels) else np.concatenate(labels),
+            [f for part in parts for f in part[2]], dict(sorted(counts.items())))
+
+
 def _keep(usages, split, source):
     """Indices of the rows of ``split``; raises if there are none."""
     if split == "all":
@@ -174,10 +236,10 @@ def _keep(usages, split, source):
         keep = [i for i, u in enumerate(usages) if u != "Training"]
     else:
         keep = [i for i, u in enumerate(usages) if u == split]
-    keep = np.array(list(keep), dtype=np.int64)
+    keep = np.array(list(keep))  # int indices; empty: refused below
     if not len(keep):
         have = ", ".join(f"{n:,} {u}" for u, n in _counts(usages, range(len(usages))).items())
-        raise DataError(f"{source} holds no {'test' if split == 'test' else split} images "
+        raise DataError(f"{source} holds no {split} images "
                         f"(it holds {have}); choose another --split")
     return keep
 
@@ -229,15 +291,17 @@ test_fer_model.__test__ = False  # not a pytest test, despite its name
 
 
 def format_report(m):
+    """``evaluate``'s metrics as text: rates to 4 decimals, counts with thousands
+    separators."""
     scored = ", ".join(f"{n:,} {u}" for u, n in m["counts"].items())
     lines = [f"classification rate: {m['accuracy']:.4f} on {m['n']:,} images ({scored})", "",
              f"{'class':>10} {'precision':>9} {'recall':>7} {'F1':>7}"]
     for c, p, r, f in zip(m["classes"], m["precision"], m["recall"], m["f1"]):
-        lines.append(f"{c:>10} {p:9.3f} {r:7.3f} {f:7.3f}")
+        lines.append(f"{c:>10} {p:9.4f} {r:7.4f} {f:7.4f}")
     lines += ["", "confusion matrix (rows: true, columns: predicted)",
               " " * 10 + "".join(f"{c[:7]:>8}" for c in m["classes"])]
     for c, row in zip(m["classes"], m["confusion_matrix"]):
-        lines.append(f"{c:>10}" + "".join(f"{v:8d}" for v in row))
+        lines.append(f"{c:>10}" + "".join(f"{v:8,d}" for v in row))
     return "\n".join(lines)
 
 
@@ -252,31 +316,75 @@ def main(argv=None):
     parser.add_argument("--split", choices=SPLITS, default="test",
                         help="which images to score: every test image (default), one "
                              "official test split, or all images including Training ones")
-    parser.add_argument("--json", help="also write the metrics to this JSON file")
+    parser.add_argument("--json", help="also write the metrics to this JSON file (not the "
+                                       "model, the data or a file in the data's folder)")
     args = parser.parse_args(argv)
     try:
         if args.json:
             _check_writable(Path(args.json))
+            _check_not_an_input(Path(args.json), Path(args.model), Path(args.data))
         metrics = evaluate(args.model, args.data, args.split, progress=True)
         print(format_report(metrics))
-        if args.json:
+        if args.json:  # atomic: an interrupted write leaves no partial file
             out = {k: v for k, v in metrics.items() if k != "predictions"}
             write_text(Path(args.json), json.dumps(out, indent=2) + "\n")
     except (FileNotFoundError, ValueError, OSError) as e:  # DataError, ModelError included
-        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
+        print(f"error: {_one_line(e)}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:  # Ctrl-C: no traceback, the shell's status for SIGINT
+        # on a terminal, off the line where ^C (or a progress bar) was left
+        print("\n" * sys.stderr.isatty() + "interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
+def _one_line(e):
+    """An exception's message on one line, without the terminal colour codes that Keras
+    puts in its own."""
+    return " ".join(re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", str(e)).split())
 
 
 def _check_writable(path):
-    """Fail before the work, not after it, if the JSON output cannot be written."""
+    """Fail before the work, not after it, if the JSON output cannot be written (its
+    folder is made only when the file is written)."""
     if path.is_dir():
         raise ValueError(f"--json {path} is a folder; give a file name")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ValueError(f"--json {path}: cannot create its folder ({e.strerror})") from None
-    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:  # the folder that will hold it
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ValueError(f"--json {path}: {folder} is a file, not a folder; choose another "
+                         "path")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise ValueError(f"--json {path}: no permission to write there; choose another path")
+
+
+def _check_not_an_input(out, model, data):
+    """Refuse a JSON output that would replace the model, the data file or a file of the
+    data folder: the same path, a link to one of them or a hard link."""
+    target, data = out.resolve(), data.resolve()
+    folder = data if data.is_dir() else data.parent if data.name == "labels_public.txt" else None
+    for option, path in (("--model", model), ("--data", data)):
+        if target == path.resolve() or _same_file(out, path):
+            raise ValueError(f"--json {out} is the {option} file {path}; write the metrics "
+                             "to another file")
+    if folder is None:
+        return
+    if target.is_relative_to(folder):
+        raise ValueError(f"--json {out} lies inside the data folder {folder}; write the "
+                         "metrics outside it")
+    if out.is_file() and out.stat().st_nlink > 1:  # a hard link into the folder?
+        for parent, _, names in os.walk(folder):
+            for name in names:
+                if _same_file(out, Path(parent, name)):
+                    raise ValueError(f"--json {out} is a hard link to {Path(parent, name)} "
+                                     "of the data; write the metrics to another file")
+
+
+def _same_file(a, b):
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist
+        return False
 
 
 if __name__ == "__main__":

@@ -25,6 +25,14 @@ MODEL_KEYS = {"hidden_dims", "input_dim", "num_classes", "dropout", "reg", "weig
 PRE_KEYS = {"grayscale", "center", "scale", "zca", "image_shape"}
 # errors that numpy, zipfile and zlib raise for a truncated or garbled .npz
 READ_ERRORS = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error)
+# A model archive (.npz, .keras) may inflate to at most this many bytes: about 20 times the
+# largest model committed (fer2013_cnn.keras, 52 MB of weights inflated), so that a crafted
+# file which would inflate to gigabytes is refused before anything is inflated.
+MAX_UNPACKED_BYTES = 1 << 30
+# Deflate shrinks trained weights to 50-90% of their size and a config about 30 times; an
+# entry over RATIO_FROM bytes shrunk more than MAX_RATIO times holds no trained weights.
+MAX_RATIO = 100
+RATIO_FROM = 1 << 20
 
 
 class ModelError(ValueError):
@@ -61,6 +69,7 @@ def load_model(path):
     if not path.is_file():
         raise FileNotFoundError(f"no model file at {path}; train one first (notebook Q5) "
                                 "or give the right --model path")
+    check_unpacked_size(path)
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
@@ -73,6 +82,33 @@ def load_model(path):
     if meta.get("preprocessor") is not None:
         pre = _read_preprocessor(path, meta["preprocessor"], arrays, model.input_dim)
     return model, pre, meta.get("info") or {}
+
+
+def check_unpacked_size(path):
+    """Raise ``ModelError`` naming ``path`` if the zip archive there declares entries that
+    inflate past ``MAX_UNPACKED_BYTES`` in all, or one entry over ``RATIO_FROM`` bytes
+    compressed more than ``MAX_RATIO`` times. Only the sizes the archive declares are read:
+    zipfile inflates no entry past its declared size. An archive that cannot be read at all
+    is left to its loader to report."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        with zipfile.ZipFile(path) as z:
+            entries = z.infolist()
+    except (OSError, EOFError, zipfile.BadZipFile):
+        return
+    total = sum(e.file_size for e in entries)
+    if total > MAX_UNPACKED_BYTES:
+        raise ModelError(f"{path} would inflate to {total:,} bytes, more than the "
+                         f"{MAX_UNPACKED_BYTES:,} a model may take; it is no model saved by "
+                         "nnlib: restore or copy the right file")
+    for e in entries:
+        # a declared compressed size beyond the file's own is a lie: the file bounds it
+        packed = max(min(e.compress_size, size), 1)
+        if e.file_size > RATIO_FROM and e.file_size > MAX_RATIO * packed:
+            raise ModelError(f"{path}: entry {e.filename} would inflate {packed:,} bytes to "
+                             f"{e.file_size:,}, more than {MAX_RATIO} times; it holds no "
+                             "trained weights: restore or copy the right file")
 
 
 def _read_meta(path, arrays):
@@ -150,6 +186,8 @@ def _read_network(path, cfg, arrays):
 
 
 def _read_preprocessor(path, cfg, arrays, input_dim):
+    """Check the preprocessing against the network's input (each statistic's exact shape:
+    one that merely broadcasts would subtract the wrong values), then build it."""
     from nnlib.preprocess import Preprocessor
     _check_keys(path, "preprocessor config", cfg, PRE_KEYS, required=PRE_KEYS)
     stats = {k[4:]: v for k, v in arrays.items() if k.startswith("pre/")}
@@ -157,6 +195,9 @@ def _read_preprocessor(path, cfg, arrays, input_dim):
     if not needed <= set(stats):
         raise ModelError(f"{path} lacks the preprocessing arrays {sorted(needed - set(stats))}; "
                          "save the model with save_model(path, model, preprocessor)")
+    if set(stats) - needed:
+        raise ModelError(f"{path} holds preprocessing arrays {sorted(set(stats) - needed)} "
+                         f"that its settings do not use (zca={cfg['zca']!r})")
     shape = cfg["image_shape"]
     if not (isinstance(shape, list) and shape and all(_positive_int(s) for s in shape)
             and int(np.prod(shape)) == input_dim):
@@ -165,15 +206,31 @@ def _read_preprocessor(path, cfg, arrays, input_dim):
     for k, v in stats.items():
         if not np.issubdtype(v.dtype, np.number) or not np.isfinite(v).all():
             raise ModelError(f"{path}: preprocessing array {k} is not a finite numeric array")
-    if stats["std"].size != 1 or float(stats["std"]) <= 0:
-        raise ModelError(f"{path}: the preprocessing std must be one positive number")
     try:
-        np.broadcast_shapes(stats["mean"].shape, tuple(shape))
-        if "whitening" in stats and stats["whitening"].shape != (input_dim, input_dim):
-            raise ValueError(f"whitening has shape {stats['whitening'].shape}")
-        return Preprocessor.from_config(cfg, stats)
+        pre = Preprocessor.from_config(cfg, stats)
     except (TypeError, ValueError) as e:
         raise ModelError(f"{path}: invalid preprocessing ({_first_line(e)})") from None
+    expected = {"mean": _mean_shape(pre.center, shape), "std": (),
+                "whitening": (input_dim, input_dim)}
+    for k, v in stats.items():
+        if v.shape != expected[k]:
+            raise ModelError(f"{path}: preprocessing array {k} has shape {v.shape}, but the "
+                             f"model's {'x'.join(map(str, shape))} images (center="
+                             f"{pre.center!r}) need {expected[k]}; the file is damaged or was not "
+                             "written by save_model")
+    if float(stats["std"]) <= 0:
+        raise ModelError(f"{path}: the preprocessing std must be positive, got "
+                         f"{float(stats['std'])}")
+    return pre
+
+
+def _mean_shape(center, image_shape):
+    """The shape of ``Preprocessor.mean`` for ``center`` and images of ``image_shape``."""
+    if center == "image":
+        return tuple(image_shape)
+    if center == "channel" and len(image_shape) == 3:
+        return (image_shape[-1],)
+    return ()  # a mean over every pixel of grayscale images, or zero when not centred
 
 
 def _first_line(e):

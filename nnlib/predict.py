@@ -38,34 +38,10 @@ COLOURS = ("#D55E00", "#009E73", "#CC79A7", "#F0E442", "#0072B2", "#E69F00", "#F
 NO_FACE = "no face found (pass --no-detect if the image is a face crop)"
 
 
-def probabilities(loaded, images, batch_size=256):
+def probabilities(loaded, images):
     """Class probabilities (N, 7) of ``loaded`` (a ``LoadedModel``) for grayscale uint8
-    ``images`` (N, H, W) or (N, H, W, 1), under the views ``LoadedModel.predict`` uses, so
-    that their argmax is its ids. An nnlib network: the softmax of its scores, averaged
-    with those of the mirrored faces where its ``tta_flip`` says so (the scores summed in
-    float32 as ``predict`` sums them, so that near-ties break alike). A Keras model: its
-    output, which is the softmax averaged over its test-time views and members."""
-    images = np.asarray(images)
-    if images.ndim == 4 and images.shape[-1] == 1:
-        images = images[..., 0]
-    want = tuple(s for s in loaded.input_shape[:2])
-    if images.ndim != 3 or any(w not in (None, g) for w, g in zip(want, images.shape[1:])):
-        raise ValueError(f"the model {loaded.path} takes grayscale images of shape "
-                         f"{want}, got an array of shape {images.shape[1:]}")
-    if not len(images):
-        return np.zeros((0, len(FER2013_CLASSES)))
-    if loaded.kind == "nnlib":
-        model, pre = loaded.model, loaded.preprocessor
-        scores = model.scores(pre.transform(images))
-        if loaded.info.get("tta_flip", False):
-            scores = (scores + model.scores(pre.transform(images[:, :, ::-1]))) / 2
-        scores = scores.astype(np.float64)
-        e = np.exp(scores - scores.max(axis=1, keepdims=True))
-        return e / e.sum(axis=1, keepdims=True)
-    from nnlib.cnn.augment import as_images
-    # batches of 256 as predict_keras runs them: the same arithmetic, the same outputs
-    return np.asarray(loaded.model.predict(as_images(images), batch_size=batch_size,
-                                           verbose=0), dtype=np.float64)
+    ``images`` (N, H, W): ``LoadedModel.predict_proba``, whose argmax is its ``predict``."""
+    return loaded.predict_proba(images)
 
 
 def load(model):

@@ -11,7 +11,8 @@ from nnlib.cnn.backend import import_keras
 def fold_batch_norm(model):
     """The same function as ``model`` in inference mode, with each BatchNormalization
     (over the last axis) that follows a Conv2D or Dense layer folded into that layer's
-    kernel and bias, and a ReLU right after it made the layer's activation.
+    kernel and bias, and a plain ReLU right after it made the layer's activation (a ReLU
+    with a cap, a negative slope or a threshold stays a layer of its own after it).
 
     At inference a normalisation is an affine map per channel, y = s x + b with
     s = gamma / sqrt(var + eps) and b = beta - s mean, so it folds exactly into the
@@ -19,7 +20,8 @@ def fold_batch_norm(model):
     input is the previous layer's output, as ``build_cnn`` builds), or a graph of such
     chains (``with_tta``, ``ensemble``: each is folded). The layers that do not change are
     shared with ``model``; its name is kept. Raises ValueError for a normalisation that
-    cannot fold."""
+    cannot fold exactly: after a layer with a nonlinear activation, over another axis than
+    the channels, or after a layer that puts its channels first."""
     keras = import_keras()
     layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
     if not _is_chain(model, layers):  # e.g. test-time views or an ensemble: fold each part
@@ -34,6 +36,7 @@ def fold_batch_norm(model):
         if (isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))
                 and isinstance(nxt, keras.layers.BatchNormalization)):
             relu = layers[i + 2] if i + 2 < len(layers) else None
+            # only max(x, 0) is the layer's "relu" activation
             fuse = (isinstance(relu, keras.layers.ReLU) and relu.max_value is None
                     and relu.negative_slope == 0 and relu.threshold == 0)
             x = _folded(keras, layer, nxt, fuse)(x)
@@ -54,8 +57,12 @@ def _folded(keras, layer, bn, relu):
     if config["activation"] != "linear":
         raise ValueError(f"fold_batch_norm: {layer.name} has activation "
                          f"{config['activation']!r} before {bn.name}; only a linear layer folds")
+    if config.get("data_format", "channels_last") != "channels_last":
+        raise ValueError(f"fold_batch_norm: {layer.name} puts its channels first; only "
+                         "channels_last layers fold")
     if bn.axis not in (-1, len(layer.output.shape) - 1):
-        raise ValueError(f"fold_batch_norm: {bn.name} normalises axis {bn.axis}, not channels")
+        raise ValueError(f"fold_batch_norm: {bn.name} normalises axis {bn.axis}, not the "
+                         f"channels of {layer.name} (the last axis); it cannot fold")
     weights = layer.get_weights()
     kernel = weights[0]
     bias = weights[1] if config["use_bias"] else np.zeros(kernel.shape[-1], kernel.dtype)

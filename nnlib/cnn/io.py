@@ -3,6 +3,7 @@
 ``.keras`` models."""
 from __future__ import annotations
 
+import re
 import zipfile
 from pathlib import Path
 
@@ -12,26 +13,28 @@ from nnlib.atomic import temporary_path
 from nnlib.cnn.augment import random_affine_layer
 from nnlib.cnn.backend import import_keras
 from nnlib.cnn.ensemble import tta_layers
-from nnlib.io import ModelError
+from nnlib.io import ModelError, check_unpacked_size
 
 
 def load_keras_model(path):
     """Load a ``.keras`` model in Keras's safe mode (no arbitrary code).
 
     Raises FileNotFoundError for a missing file and ``ModelError`` (one line naming the
-    file) for a truncated or garbled archive, one that names code safe mode refuses to
+    file) for a truncated or garbled archive, one that would inflate to more than a model
+    may take (``nnlib.io.check_unpacked_size``), one that names code safe mode refuses to
     run, or one whose weights hold NaN or inf."""
     keras = import_keras()
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no model file at {path}; train it first (notebook Q6) "
                                 "or give the right --model path")
+    check_unpacked_size(path)  # before Keras inflates anything
     tta_layers()  # registers the TTA layers for deserialisation
     random_affine_layer()
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as e:  # Keras raises many types for a bad archive; name the file
-        text = " ".join(str(e).split())
+        text = " ".join(re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", str(e)).split())  # no colours
         if "safe_mode" in text or "lambda" in text.lower() or "unsafe" in text.lower():
             raise ModelError(f"{path} holds Python code (e.g. a Lambda layer) that Keras's "
                              "safe mode refuses to run; use a model saved by nnlib, or "

@@ -57,9 +57,10 @@ def best_weights(run_dir):
     try:
         ref = json.loads(stored.read_text())
         path = (run_dir / ref["file"]).resolve()
+        name, digest = str(ref["layer"]), str(ref["weights_sha256"])
     except (ValueError, KeyError, TypeError) as e:
-        raise ValueError(f"{stored} is damaged ({e}); restore it from git, or delete "
-                         f"{run_dir} to train this run again") from None
+        raise ValueError(f"{stored} is damaged ({type(e).__name__}: {e}); restore it from "
+                         f"git, or delete {run_dir} to train this run again") from None
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: it holds the best weights of {run_dir} "
                                 f"(as {stored} says); restore it from git")
@@ -67,12 +68,16 @@ def best_weights(run_dir):
     if key not in _holders:
         _holders.clear()  # one model file at a time: they can be large
         _holders[key] = load_keras_model(path)
-    layer = find_layer(_holders[key], ref["layer"])
-    weights = layer.get_weights() if layer is not None else []
-    if weights_digest(weights) != ref["weights_sha256"]:
+    layer = find_layer(_holders[key], name)
+    if layer is None:
+        raise ValueError(f"{path} has no layer {name!r}, which holds the best weights of "
+                         f"{run_dir} (as {stored} says); restore that file, or delete "
+                         f"{run_dir} to train this run again")
+    weights = layer.get_weights()
+    if weights_digest(weights) != digest:
         raise ValueError(f"{path} no longer holds the best weights of {run_dir} (layer "
-                         f"{ref['layer']!r}, as {stored} says); restore that file, or "
-                         f"delete {run_dir} to train this run again")
+                         f"{name!r}, as {stored} says); restore that file, or delete "
+                         f"{run_dir} to train this run again")
     return weights
 
 
