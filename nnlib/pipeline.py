@@ -1,12 +1,17 @@
-"""Re-execute the numbered notebooks with papermill, in order, in place.
+"""Re-execute the numbered notebooks with papermill, in order.
 
     python -m nnlib.pipeline --profile full            # every notebook (about an hour)
     python -m nnlib.pipeline --profile smoke --only Q1 Q4
     python -m nnlib.pipeline --only Q5 -p storage postgresql://user@host:port/db
 
-Stops at the first failing cell with the notebook, the cell and the error; the log of
-each run goes to runs/pipeline/<notebook>.log. Progress bars and library start-up logs
-belong on the terminal: they are removed from the executed notebooks (``clean_outputs``).
+Each notebook runs into a copy, runs/pipeline/<notebook>.ipynb, beside its log
+runs/pipeline/<notebook>.log; only a notebook that ran to its end replaces the tracked
+one. Under the full profile, figures/, report/generated/ and models/ are copied first and
+put back byte for byte when the notebook fails or is interrupted (Ctrl-C): the files the
+failed run wrote go to runs/pipeline/failed/<notebook>/. A password in a URL given with -p
+goes to PGPASSWORD (which libpq reads, as it reads ~/.pgpass), never into a notebook or
+a log. Progress bars and library start-up logs belong on the terminal: they are removed
+from the executed notebooks (``clean_outputs``).
 """
 from __future__ import annotations
 
@@ -14,20 +19,75 @@ import argparse
 import json
 import os
 import re
+import shutil
+import signal
 import sys
 import time
 from pathlib import Path
 
+from nnlib.credentials import password_of, without_password
 from nnlib.export import PROFILES
-from nnlib.paths import NOTEBOOKS_DIR, RUNS_DIR
+from nnlib.paths import FIGURES_DIR, GENERATED_DIR, MODELS_DIR, NOTEBOOKS_DIR, PROJ_ROOT, RUNS_DIR
+
+
+class UsageError(ValueError):
+    """A mistake in the command line (exit status 2)."""
+
+
+class NotebookFailed(RuntimeError):
+    """A notebook raised; the files it had changed are as before (exit status 1)."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a notebook; the files it had changed are as before (exit status 130)."""
 
 
 def notebooks(only=None):
+    """The notebooks to run: all, or those whose ids (``Q4``) are in ``only``."""
     found = sorted(NOTEBOOKS_DIR.glob("Q[0-9]_*.ipynb"))
-    if only:
-        wanted = {o.upper() for o in only}
-        found = [nb for nb in found if nb.name.split("_")[0].upper() in wanted]
-    return found
+    if not found:
+        raise UsageError(f"no notebooks Q<n>_*.ipynb in {NOTEBOOKS_DIR}")
+    if only is None:
+        return found
+    ids = [nb.name.split("_")[0].upper() for nb in found]
+    if not only:
+        raise UsageError(f"--only needs question ids, e.g. --only Q1 Q4; leave it out to run "
+                         f"every notebook ({' '.join(ids)})")
+    unknown = [o for o in only if o.upper() not in ids]
+    if unknown:
+        raise UsageError(f"--only {' '.join(unknown)}: no such notebook in {NOTEBOOKS_DIR}; "
+                         f"the ids are {' '.join(ids)}")
+    wanted = {o.upper() for o in only}
+    return [nb for nb, i in zip(found, ids) if i in wanted]
+
+
+def notebook_parameters(todo, params):
+    """The parameters each notebook of ``todo`` gets: those of ``params`` that its cell
+    tagged ``parameters`` declares. A name no notebook declares is refused, as is
+    ``profile``: the profile also decides where the exports go, so it comes from --profile."""
+    import papermill as pm
+
+    if "profile" in params:
+        raise UsageError("-p profile: choose the profile with --profile smoke or --profile "
+                         "full (it also decides where the exports go)")
+    declared = {nb: list(pm.inspect_notebook(str(nb))) for nb in todo}
+    for name in params:
+        if not any(name in names for names in declared.values()):
+            where = " nor of ".join(f"{nb.name} (its parameters: {', '.join(names) or 'none'})"
+                                    for nb, names in declared.items())
+            raise UsageError(f"-p {name}: not a parameter of {where}")
+    return {nb: {k: v for k, v in params.items() if k in names}
+            for nb, names in declared.items()}
+
+
+def hide_passwords(params):
+    """``params`` with each URL's password moved to $PGPASSWORD, for the kernels to inherit:
+    the injected parameters and papermill's record are committed, the logs are shared."""
+    passwords = {password_of(v) for v in params.values() if isinstance(v, str)} - {None}
+    if len(passwords) > 1:
+        raise UsageError("-p: URLs with different passwords, but PGPASSWORD holds one; keep "
+                         "them in ~/.pgpass and leave them out of the URLs")
+    return {k: without_password(v) if isinstance(v, str) else v for k, v in params.items()}
 
 
 # stderr lines that are noise, not results: tqdm bars (redrawn with carriage returns),
@@ -68,7 +128,7 @@ def clean_outputs(nb):
                     continue
                 out["text"] = "\n".join(kept) + "\n"
             data = out.get("data", {})
-            if "text/html" in data and _OBJECT_REPR.match(str(data.get("text/plain", ""))):
+            if "text/html" in data and _OBJECT_REPR.match(str(data.get("text/plain"))):
                 del data["text/plain"]  # Jupyter shows the HTML; the address is noise
             previous = outputs[-1] if outputs else None
             if (previous is not None and out.get("output_type") == "stream"
@@ -81,14 +141,6 @@ def clean_outputs(nb):
     return nb
 
 
-def _clean_file(path):
-    import nbformat
-
-    from nnlib.atomic import write_text
-    nb = nbformat.read(path, as_version=4)
-    write_text(path, nbformat.writes(clean_outputs(nb)) + "\n")
-
-
 def _without_injected_parameters(path):
     """A copy of the notebook at ``path`` (under runs/pipeline/input/) without the cell of
     parameters that an earlier papermill run injected: papermill keeps that cell when it
@@ -98,44 +150,133 @@ def _without_injected_parameters(path):
     from nnlib.atomic import write_text
     nb = nbformat.read(path, as_version=4)
     nb.cells = [c for c in nb.cells
-                if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
+                if "injected-parameters" not in c.metadata.get("tags", [])]
     nb.metadata.get("papermill", {}).pop("parameters", None)
     return write_text(RUNS_DIR / "pipeline" / "input" / path.name, nbformat.writes(nb) + "\n")
 
 
-def run(profile, only=None, timeout=None, params=None):
+def _files(folder):
+    return sorted(p for p in folder.rglob("*") if p.is_file())
+
+
+def snapshot(roots, store):
+    """Copy each folder of ``roots`` into ``store``/<its position>."""
+    shutil.rmtree(store, ignore_errors=True)
+    store.mkdir(parents=True)
+    for k, root in enumerate(roots):
+        for path in _files(root):
+            copy = store / str(k) / path.relative_to(root)
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, copy)
+
+
+def restore(roots, store, aside):
+    """Put the folders ``roots`` back as ``snapshot`` copied them into ``store``: a file
+    added since is moved to ``aside``/<folder name>/, a changed or removed one replaced by
+    its copy, atomically (a changed one is first copied to ``aside``), an unchanged one
+    left alone. Returns the paths put back or moved away. Ctrl-C waits until it is done."""
+    from nnlib.atomic import temporary_path
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        shutil.rmtree(aside, ignore_errors=True)
+        changed = []
+        for k, root in enumerate(roots):
+            saved = store / str(k)
+            for path in _files(root):
+                if not (saved / path.relative_to(root)).is_file():
+                    moved = aside / root.name / path.relative_to(root)
+                    moved.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.move(path, moved)
+                    changed.append(path)
+            for copy in _files(saved):
+                path = root / copy.relative_to(saved)
+                if path.is_file() and path.read_bytes() == copy.read_bytes():
+                    continue
+                if path.is_file():
+                    kept = aside / root.name / copy.relative_to(saved)
+                    kept.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(path, kept)
+                with temporary_path(path) as tmp:
+                    shutil.copy2(copy, tmp)
+                changed.append(path)
+        shutil.rmtree(store)
+        return changed
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def run_notebook(nb, target, roots=(), parameters=None, timeout=None):
+    """Execute notebook ``nb`` into runs/pipeline/ and, once every cell ran, write it
+    cleaned to ``target``. If it fails, the folders ``roots`` are put back as they were
+    (``restore``) and NotebookFailed or Interrupted says where to look."""
+    import nbformat
     import papermill as pm
+
+    from nnlib.atomic import write_text
+    work = RUNS_DIR / "pipeline"
+    executed, log_path, store = work / nb.name, work / f"{nb.stem}.log", work / "snapshot"
+    snapshot(roots, store)  # makes runs/pipeline/ too
+    try:
+        # the kernel is killed at once when the run ends or is interrupted: one shut down
+        # gracefully goes on with an interrupted cell a while, printing a traceback
+        with open(log_path, "w") as log:
+            pm.execute_notebook(str(_without_injected_parameters(nb)), str(executed),
+                                parameters=parameters or None, cwd=str(NOTEBOOKS_DIR),
+                                log_output=True, stdout_file=log, stderr_file=log,
+                                progress_bar=True, execution_timeout=timeout,
+                                shutdown_kernel="immediate")
+        done = clean_outputs(nbformat.read(executed, as_version=4))
+        write_text(target, nbformat.writes(done) + "\n")
+    except BaseException as e:
+        aside = work / "failed" / nb.stem
+        changed = restore(roots, store, aside)
+        see = f"see {_shown(executed)} and {_shown(log_path)}"
+        if roots:
+            see += f"; {', '.join(f'{_shown(r)}/' for r in roots)} are as they were"
+        if changed:
+            see += f" (the files of the failed run: {_shown(aside)}/)"
+        ename = getattr(e, "ename", type(e).__name__)
+        if isinstance(e, KeyboardInterrupt) or ename == "KeyboardInterrupt":
+            raise Interrupted(f"{nb.name} stopped; {see}") from None
+        cell = f" in cell {e.exec_count}" if isinstance(e, pm.PapermillExecutionError) else ""
+        error = " ".join(f"{ename}: {getattr(e, 'evalue', e)}".split())
+        raise NotebookFailed(f"{nb.name} failed{cell}: {error}; {see}") from None
+    executed.unlink()
+    shutil.rmtree(store)
+
+
+def _shown(path):
+    """``path`` relative to the project when it lies inside: as one types it there."""
+    return path.relative_to(PROJ_ROOT) if path.is_relative_to(PROJ_ROOT) else path
+
+
+def run(profile, only=None, timeout=None, params=None):
+    """Run the notebooks ``only`` (ids, default all) under ``profile`` with the papermill
+    parameters ``params``; see the module's description."""
     from tqdm import tqdm
 
     todo = notebooks(only)
-    if not todo:
-        sys.exit(f"no notebooks matching {only} in {NOTEBOOKS_DIR}")
+    given = notebook_parameters(todo, hide_passwords(params or {}))
     # the profile reaches the notebooks through the environment, so that only parameters
     # given with -p are injected (an injected value beats the environment's)
     os.environ["NNLIB_PROFILE"] = profile
     for var in ("NNLIB_DATA", "NNLIB_CACHE"):  # the kernels run in notebooks/
         if os.environ.get(var):
             os.environ[var] = str(Path(os.environ[var]).resolve())
-    log_dir = RUNS_DIR / "pipeline"
-    log_dir.mkdir(parents=True, exist_ok=True)
     # the smoke profile must not replace the committed full-profile outputs
     out_dir = NOTEBOOKS_DIR if profile == "full" else RUNS_DIR / profile / "notebooks"
     out_dir.mkdir(parents=True, exist_ok=True)
+    roots = (FIGURES_DIR, GENERATED_DIR, MODELS_DIR) if profile == "full" else ()
     for nb in tqdm(todo, desc=f"notebooks ({profile})", unit="nb"):
         start = time.time()
-        log_path = log_dir / f"{nb.stem}.log"
-        with open(log_path, "w") as log:
-            try:
-                pm.execute_notebook(str(_without_injected_parameters(nb)),
-                                    str(out_dir / nb.name), parameters=params or None,
-                                    cwd=str(NOTEBOOKS_DIR),
-                                    log_output=True, stdout_file=log, stderr_file=log,
-                                    progress_bar=True, execution_timeout=timeout)
-            except pm.PapermillExecutionError as e:
-                sys.exit(f"\n{nb.name} failed in cell {e.exec_count}: {e.ename}: {e.evalue}\n"
-                         f"see {out_dir / nb.name} and {log_path}")
-        _clean_file(out_dir / nb.name)
+        run_notebook(nb, out_dir / nb.name, roots, given[nb], timeout)
         tqdm.write(f"{nb.name}: {time.time() - start:.0f} s")
+
+
+def _fail(status, message):
+    print(message, file=sys.stderr)
+    sys.exit(status)
 
 
 def main(argv=None):
@@ -144,17 +285,27 @@ def main(argv=None):
         epilog="The smoke profile runs every notebook on small subsets in a few minutes and "
                "writes into runs/smoke/; the full profile reproduces the committed results "
                "(about an hour on two cores, longer where runs must be retrained) and "
-               "rewrites the notebooks, figures/ and report/generated/.")
+               "rewrites the notebooks, figures/, report/generated/ and models/.")
+    # one line, not the usage text, for a mistake in the arguments
+    parser.error = lambda message: _fail(2, f"error: {message} (see --help)")
     parser.add_argument("--profile", choices=PROFILES, default="full",
                         help="smoke (minutes, a test) or full (the results; about an hour)")
     parser.add_argument("--only", nargs="*", help="question ids, e.g. Q1 Q4")
-    parser.add_argument("--timeout", type=int, default=None, help="seconds per cell")
+    parser.add_argument("--timeout", type=int, help="seconds per cell")
     parser.add_argument("-p", "--param", nargs=2, action="append", default=[],
                         metavar=("NAME", "VALUE"),
                         help="a papermill parameter of the notebooks, e.g. -p storage URL "
-                             "(VALUE is read as JSON when it parses, else as a string)")
+                             "(VALUE is read as JSON when it parses, else as a string); "
+                             "a password in a URL is passed in PGPASSWORD instead")
     args = parser.parse_args(argv)
-    run(args.profile, args.only, args.timeout, dict(_parse_value(p) for p in args.param))
+    try:
+        run(args.profile, args.only, args.timeout, dict(_parse_value(p) for p in args.param))
+    except UsageError as e:
+        _fail(2, f"error: {e}")
+    except NotebookFailed as e:
+        _fail(1, f"error: {e}")
+    except KeyboardInterrupt as e:
+        _fail(130, f"interrupted: {str(e) or 'no notebook was running; no file is half written'}")
 
 
 def _parse_value(pair):
