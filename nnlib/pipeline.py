@@ -100,6 +100,9 @@ _NOISE = re.compile(
 _OBJECT_REPR = re.compile(r"^<[\w.]+(?: object)? at 0x[0-9a-f]+>$")
 
 
+# papermill's timestamps and durations, of the run and of each cell
+VOLATILE = ("start_time", "end_time", "duration")
+
 # What JupyterLab writes for ipykernel's kernel: a notebook stored with anything else is
 # marked modified as soon as it is opened
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
@@ -107,8 +110,8 @@ KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "nam
 
 def clean_outputs(nb):
     """Drop the noise above from the stderr outputs of notebook ``nb`` (nbformat node,
-    changed in place), the object reprs beside HTML results (styled tables), and the
-    machine's folders from papermill's record of the run;
+    changed in place), the object reprs beside HTML results (styled tables), the
+    machine's folders and the run's times from papermill's record of the run and its cells;
     stdout, results and real warnings stay; the kernelspec becomes ``KERNELSPEC``.
     Returns ``nb``."""
     nb.metadata["kernelspec"] = dict(KERNELSPEC)
@@ -116,8 +119,15 @@ def clean_outputs(nb):
     for key in ("input_path", "output_path"):
         if record.get(key):
             record[key] = Path(record[key]).name
+    for key in VOLATILE:  # when it ran, not what it showed: a re-run would change them
+        record.pop(key, None)
     for cell in nb.cells:
+        cell.metadata.pop("execution", None)
+        for key in VOLATILE:
+            cell.metadata.get("papermill", {}).pop(key, None)
         if cell.cell_type != "code":
+            cell.pop("outputs", None)  # not valid nbformat on a markdown cell
+            cell.pop("execution_count", None)
             continue
         outputs = []
         for out in cell.get("outputs", []):
