@@ -24,7 +24,7 @@ help:
 	@echo "make report         build report/report.pdf with latexmk"
 	@echo "make readme         refresh the README's results and speed tables"
 	@echo "make bench          nnlib vs Keras training throughput (refreshes the README)"
-	@echo "make mutation       mutation testing of the core with mutmut (slow: about 25 min)"
+	@echo "make mutation       mutation testing with mutmut, a score per module (slow: hours)"
 	@echo "make postgres       start a local PostgreSQL for distributed searches; prints its URL"
 	@echo "make postgres-stop  stop it (this checkout's server only)"
 	@echo "make clean          remove caches and LaTeX by-products"
