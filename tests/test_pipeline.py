@@ -1,6 +1,7 @@
 """nnlib.pipeline without kernels (papermill's executor replaced by a stand-in), except
 for one run of a real notebook."""
 import os
+import re
 import shutil
 import signal
 from pathlib import Path
@@ -468,7 +469,9 @@ def test_run_under_the_smoke_profile_leaves_the_tracked_notebooks(project, monke
     [call] = fake.calls
     assert (call["NNLIB_PROFILE"], call["saved"], call["execution_timeout"]) == ("smoke", [], 9)
     assert call["NNLIB_CACHE"] == ""
-    assert "notebooks (smoke): 100%" in capsys.readouterr().err
+    shown = capsys.readouterr()
+    assert "notebooks (smoke): 100%" in shown.err
+    assert re.fullmatch(r"Q1_a\.ipynb: \d s\n", shown.out)  # how long it took
     assert q1.read_bytes() == tracked
     out = project / "runs" / "smoke" / "notebooks" / "Q1_a.ipynb"
     assert nbformat.read(out, as_version=4).cells[-1].outputs[0].text == "ran\n"
@@ -617,10 +620,10 @@ def test_clean_outputs_drops_the_run_times_and_markdown_outputs():
     code.metadata["papermill"] = {"duration": 0.1, "start_time": "a", "end_time": "b",
                                   "status": "completed", "exception": False}
     text = nbformat.v4.new_markdown_cell("# title")
-    text["outputs"] = []
+    text["outputs"], text["execution_count"] = [], None  # as a cell turned into markdown
     nb.cells = [code, text]
     clean_outputs(nb)
     assert nb.metadata["papermill"] == {"exception": None, "version": "2.7.0"}
     assert code.metadata == {"papermill": {"status": "completed", "exception": False}}
-    assert "outputs" not in text
+    assert "outputs" not in text and "execution_count" not in text
     nbformat.validate(nb)
