@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from nnlib.atomic import TMP_PREFIX, atomic_open
-from nnlib.io import READ_ERRORS
+from nnlib.errors import READ_ERRORS
 
 try:
     import fcntl

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from nnlib.atomic import atomic_open
+from nnlib.errors import READ_ERRORS
 from nnlib.images import (  # noqa: F401  (IMAGE_SUFFIXES, list_images: nnlib.data's API)
     IMAGE_SUFFIXES,
     DataError,
@@ -28,7 +29,6 @@ from nnlib.images import (  # noqa: F401  (IMAGE_SUFFIXES, list_images: nnlib.da
     read_cifar_batch,
     read_images,
 )
-from nnlib.io import READ_ERRORS
 from nnlib.paths import PROJ_ROOT, default_data_root
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",

@@ -11,20 +11,18 @@ import io
 import json
 import lzma
 import zipfile
-import zlib
 from pathlib import Path
 
 import numpy as np
 
 from nnlib.atomic import atomic_open
+from nnlib.errors import READ_ERRORS  # noqa: F401 (nnlib.io.READ_ERRORS, as before)
 
 FORMAT = "nnlib.FullyConnectedNet/1"
 META_KEYS = {"format", "model", "info", "preprocessor"}
 MODEL_KEYS = {"hidden_dims", "input_dim", "num_classes", "dropout", "reg", "weight_scale",
               "dtype"}
 PRE_KEYS = {"grayscale", "center", "scale", "zca", "image_shape"}
-# errors that numpy, zipfile and zlib raise for a truncated or garbled .npz
-READ_ERRORS = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error)
 # A model archive (.npz, .keras) may inflate to at most this many bytes: about 20 times the
 # largest model committed (fer2013_cnn.keras, 52 MB of weights inflated), so that a crafted
 # file which would inflate to gigabytes is refused before anything is inflated.
