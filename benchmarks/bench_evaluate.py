@@ -69,7 +69,8 @@ def main(argv=None):
     _, import_s = timed(lambda: __import__("nnlib.cnn"))
     from nnlib.cnn import load_keras_model
     from nnlib.cnn.augment import as_images
-    from nnlib.evaluate import LoadedModel, load_fer_eval_data
+    from nnlib.evaluate import load_fer_eval_data
+    from nnlib.loaded import LoadedModel
     model, load_s = timed(lambda: load_keras_model(args.model))
     (X, y, _, _), read_s = timed(lambda: load_fer_eval_data(args.data, args.split))
     _, predict_s = timed(lambda: LoadedModel(args.model).predict(X))

@@ -28,6 +28,7 @@ import numpy as np
 from nnlib.atomic import atomic_open, write_text
 from nnlib.data import FER2013_CLASSES
 from nnlib.faces import FACE_SIZE, PhotoError, face_crops, open_photo
+from nnlib.loaded import LoadedModel
 from nnlib.paths import MODELS_DIR
 
 DEFAULT_MODEL = MODELS_DIR / "fer2013_cnn_small.keras"  # Q7's CNN student: accurate, fast
@@ -46,7 +47,6 @@ def probabilities(loaded, images):
 
 def load(model):
     """A ``LoadedModel`` of ``model`` (a path or one already loaded)."""
-    from nnlib.evaluate import LoadedModel
     return model if isinstance(model, LoadedModel) else LoadedModel(model)
 
 

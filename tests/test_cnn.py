@@ -25,7 +25,7 @@ from nnlib.cnn import (  # noqa: E402
     with_tta,
 )
 from nnlib.data import FER2013_CLASSES  # noqa: E402
-from nnlib.evaluate import LoadedModel  # noqa: E402
+from nnlib.loaded import LoadedModel  # noqa: E402
 
 
 @pytest.fixture(scope="module")

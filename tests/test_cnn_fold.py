@@ -16,7 +16,7 @@ from nnlib.cnn import (  # noqa: E402
 )
 from nnlib.cnn.ensemble import tta_layers  # noqa: E402
 from nnlib.cnn.fold import fold_batch_norm  # noqa: E402
-from nnlib.evaluate import LoadedModel  # noqa: E402
+from nnlib.loaded import LoadedModel  # noqa: E402
 
 
 def randomised(model, seed=0):

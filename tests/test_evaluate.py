@@ -12,8 +12,9 @@ from PIL import Image
 
 from nnlib import FullyConnectedNet, Preprocessor, save_model
 from nnlib.data import FER2013_CLASSES, DataError
-from nnlib.evaluate import LoadedModel, evaluate, format_report, main, test_fer_model
+from nnlib.evaluate import evaluate, format_report, main, test_fer_model
 from nnlib.io import ModelError
+from nnlib.loaded import LoadedModel
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import pytest
 from PIL import Image
 
 from nnlib.data import FER2013_CLASSES, data_root, read_images
-from nnlib.evaluate import LoadedModel
 from nnlib.faces import (
     FRAME_PER_BOX,
     crop_face,
@@ -22,6 +21,7 @@ from nnlib.faces import (
     grayscale,
     open_photo,
 )
+from nnlib.loaded import LoadedModel
 from nnlib.paths import MODELS_DIR
 from nnlib.predict import main, photo_files, predict, predict_upload, probabilities
 

@@ -10,8 +10,8 @@ import pytest
 
 from nnlib import FullyConnectedNet, Preprocessor, save_model
 from nnlib.data import FER2013_CLASSES
-from nnlib.evaluate import LoadedModel
 from nnlib.gradient_check import eval_numerical_gradient, rel_error_norm
+from nnlib.loaded import LoadedModel
 from nnlib.saliency import mlp_gradient, mlp_saliency, saliency, saliency_figure, saliency_map
 
 matplotlib.use("Agg")
