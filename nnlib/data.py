@@ -10,7 +10,6 @@ bytes of the files read. Image files are listed and decoded by ``nnlib.images``.
 """
 from __future__ import annotations
 
-import csv
 import hashlib
 import os
 import warnings
@@ -19,7 +18,15 @@ from pathlib import Path
 import numpy as np
 
 from nnlib.atomic import atomic_open
+from nnlib.digest import hash_file
 from nnlib.errors import READ_ERRORS
+from nnlib.fer_files import (  # noqa: F401  (read_fer_*_rows, fer_usage: nnlib.data's API)
+    FER_TEST_SPLITS,
+    fer_layout,
+    fer_usage,
+    read_fer_csv_rows,
+    read_fer_labels_rows,
+)
 from nnlib.images import (  # noqa: F401  (IMAGE_SUFFIXES, list_images: nnlib.data's API)
     IMAGE_SUFFIXES,
     DataError,
@@ -39,9 +46,8 @@ CIFAR10_SOURCE = "https://www.cs.toronto.edu/~kriz/cifar.html (CIFAR-10 python v
 FER2013_SOURCE = ("the Kaggle challenge 'Challenges in Representation Learning: Facial "
                   "Expression Recognition Challenge' (fer2013.csv)")
 CIFAR10_BATCHES = (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch")
+FER_VAL_SIZE = 0.1  # the share of FER2013's training images held out for validation
 CACHE_VERSION = 3  # 3: 16-bit images scaled, no longer clipped
-# FER2013's test splits, told apart by the CSV's Usage column or a file-name prefix
-FER_TEST_SPLITS = ("PublicTest", "PrivateTest")
 
 
 def data_root():
@@ -127,7 +133,7 @@ def _fingerprint(root, files):
         h.update(os.fsencode(os.path.relpath(p, root)))
         try:
             with open(p, "rb") as f:
-                h.update(hashlib.file_digest(f, "blake2b").digest())
+                h.update(hash_file(f, "blake2b").digest())
         except OSError as e:
             raise DataError(f"cannot read {p} ({e.strerror}); make it readable or remove "
                             "it") from None
@@ -209,15 +215,16 @@ def load_fer2013(root=None, val_size=0.1, seed=0, cache=True):
     The validation split is a seeded stratified part of the training data.
     """
     root = Path(root) if root is not None else data_root() / "fer2013"
-    if (root / "fer2013.csv").is_file():
+    layout = fer_layout(root)
+    if layout == "csv":
         files = [root / "fer2013.csv"]
         build = lambda: read_fer_csv(files[0])  # noqa: E731
-    elif (root / "train").is_dir():
+    elif layout == "folders" and (root / "train").is_dir():
         train = _class_files(root / "train", FER2013_CLASSES)
         test = _class_files(root / "test", FER2013_CLASSES) if (root / "test").is_dir() else None
         files = train[0] + (test[0] if test else [])
         build = lambda: _fer_folders(train, test)  # noqa: E731
-    elif (root / "labels_public.txt").is_file():
+    elif layout == "labels":
         rows = read_fer_labels_rows(root / "labels_public.txt")
         files = [root / "labels_public.txt", *rows[0]]
         build = lambda: _labels_splits(files[0], *rows)  # noqa: E731
@@ -248,68 +255,6 @@ def _add_test_splits(out, X, y, paths):
         out.update(X_private=X[private], y_private=y[private])
 
 
-def _csv_rows(path, check_header):
-    """(line number, row dict) of each row of the UTF-8 CSV ``path`` (a byte-order mark
-    allowed) once ``check_header(field names or None)`` accepts its header. Bytes that
-    are no UTF-8 and broken quoting raise a DataError naming the line."""
-    line = 1  # where the record being read begins
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            reader = csv.DictReader(f, strict=True)
-            check_header(reader.fieldnames)
-            line = reader.line_num + 1
-            for row in reader:
-                yield reader.line_num, row
-                line = reader.line_num + 1
-    except UnicodeDecodeError as e:
-        with open(path, "rb") as f:  # the decoder reads in chunks: find the line here
-            line = next(n for n, raw in enumerate(f, start=1)
-                        if raw.decode("utf-8", "ignore").encode() != raw)
-        raise DataError(f"{path}, line {line}: byte {e.object[e.start]:#04x} is not UTF-8 "
-                        "text; save the file as UTF-8 (CSV UTF-8)") from None
-    except csv.Error as e:
-        raise DataError(f"{path}, line {line}: malformed CSV ({e}); look for a stray double "
-                        'quote (") on that line or after it and remove it') from None
-
-
-def read_fer_csv_rows(path, default_usage="Training"):
-    """Every row of a Kaggle-style FER2013 CSV (emotion,pixels[,Usage]): images uint8
-    (N, 48, 48), labels (N,) and each row's Usage (Training, PublicTest or PrivateTest;
-    ``default_usage`` where the column is absent or empty: "Training" to train on such a
-    CSV, the evaluation tool passes "test")."""
-    X, y, usages = [], [], []
-    path = Path(path)
-
-    def check_header(fields):
-        if fields is None:
-            raise DataError(f"{path} is empty; expected a header emotion,pixels,Usage and "
-                            "one row per image")
-        missing = {"emotion", "pixels"} - set(fields)
-        if missing:
-            raise DataError(f"{path}: header {fields} lacks columns {sorted(missing)}; "
-                            "expected emotion,pixels,Usage")
-
-    for line, row in _csv_rows(path, check_header):
-        try:
-            label = int(row["emotion"])
-            pixels = np.array(row["pixels"].split(), dtype=np.uint8)
-            if not 0 <= label < 7 or pixels.size != 48 * 48:
-                raise ValueError
-        except (ValueError, AttributeError, OverflowError):
-            raise DataError(f"{path}, line {line}: expected an emotion id in 0..6 and "
-                            "2304 pixel values in 0..255") from None
-        usage = (row.get("Usage") or "").strip()
-        if usage and usage not in ("Training", *FER_TEST_SPLITS):
-            raise DataError(f"{path}, line {line}: unknown Usage {usage!r}; expected "
-                            "Training, PublicTest or PrivateTest")
-        X.append(pixels.reshape(48, 48))
-        y.append(label)
-        usages.append(usage or default_usage)
-    if not X:
-        raise DataError(f"{path} holds no data rows")
-    return np.stack(X), np.array(y, dtype=np.int64), usages
-
-
 def read_fer_csv(path):
     """Kaggle ``fer2013.csv`` -> dict of splits by its Usage column (rows without a
     Usage are training rows): train, test (PublicTest) and private (PrivateTest)."""
@@ -325,39 +270,6 @@ def read_fer_csv(path):
         if sel.any():
             out[f"X_{key}"], out[f"y_{key}"] = X[sel], y[sel]
     return out
-
-
-def read_fer_labels_rows(path):
-    """Coursework layout: the image paths, labels and ``train``/``test`` folder of each
-    row of ``labels_public.txt`` (img,emotion; paths relative to its folder, which they
-    may not leave), checked to be regular files."""
-    path = Path(path)
-    paths, labels, folders = [], [], []
-
-    def check_header(fields):
-        if not {"img", "emotion"} <= set(fields or ()):
-            raise DataError(f"{path}: expected a header img,emotion, got {fields}")
-
-    for line, row in _csv_rows(path, check_header):
-        try:
-            label = int(row["emotion"])
-            if not 0 <= label < 7 or not row["img"]:
-                raise ValueError
-        except (ValueError, TypeError):
-            raise DataError(f"{path}, line {line}: expected an image path and an emotion "
-                            f"id in 0..6, got {row['img']!r}, {row['emotion']!r}") from None
-        img = Path(row["img"])
-        if img.is_absolute() or ".." in img.parts:
-            raise DataError(f"{path}, line {line}: the image path {row['img']!r} leads out "
-                            f"of {path.parent}; give paths inside it, such as Train/0.png")
-        paths.append(path.parent / img)
-        labels.append(label)
-        folders.append("test" if row["img"].lower().startswith("test") else "train")
-    bad = [(p, why) for p in paths if (why := file_problem(p))]
-    if bad:
-        raise DataError(f"{path} lists {len(bad)} missing images, e.g. {bad[0][0]} "
-                        f"({bad[0][1]})")
-    return paths, np.array(labels, dtype=np.int64), folders
 
 
 def read_fer_labels_file(path):
@@ -382,13 +294,20 @@ def _labels_splits(path, paths, labels, folders):
     return out
 
 
-def fer_usage(name):
-    """The FER2013 split a file name announces: Training, PublicTest or PrivateTest by
-    its prefix, else "test" (a test image of unknown split)."""
-    for usage in ("Training", *FER_TEST_SPLITS):
-        if Path(name).name.startswith(usage + "_"):
-            return usage
-    return "test"
+def fer_split(seed=0):
+    """FER2013 (``load_fer2013``) with the validation split all its experiments share: a
+    seeded, stratified tenth of the training images."""
+    return load_fer2013(val_size=FER_VAL_SIZE, seed=seed)
+
+
+def shrink(data, sizes, seed=0):
+    """Cut the splits of ``data`` named in ``sizes`` (e.g. {"train": 2000, "val": 500}) to
+    seeded stratified subsets of those sizes (the smoke profile's few images), in place;
+    returns ``data``."""
+    for split, n in sizes.items():
+        data[f"X_{split}"], data[f"y_{split}"] = subsample(data[f"X_{split}"],
+                                                           data[f"y_{split}"], n, seed)
+    return data
 
 
 def subsample(X, y, n, seed=0):

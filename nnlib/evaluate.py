@@ -30,6 +30,7 @@ from nnlib.data import (
     IMAGE_SUFFIXES,
     DataError,
     class_folder_files,
+    fer_layout,
     fer_usage,
     list_images,
     read_fer_csv_rows,
@@ -60,27 +61,28 @@ def load_fer_eval_data(path, split="test", progress=False):
         X, y, usages = read_fer_csv_rows(path, default_usage="test")
         keep = _keep(usages, split, path)
         return X[keep], y[keep], None, _counts(usages, keep)
-    if path.is_dir() and (path / "fer2013.csv").is_file():  # a data set's root
-        return load_fer_eval_data(path / "fer2013.csv", split)  # no image files
     if path.is_file() and path.name == "labels_public.txt":
         path = path.parent
     if not path.is_dir():
         raise DataError(f"no data at {path}: give a folder of images (with or without emotion "
                         "subfolders), a FER2013 CSV, or a folder with labels_public.txt")
-    if (path / "labels_public.txt").is_file():
+    layout = fer_layout(path)
+    if layout == "csv":  # a data set's root
+        return load_fer_eval_data(path / "fer2013.csv", split)  # no image files
+    subdirs = sorted(p for p in path.iterdir() if p.is_dir())
+    if layout == "folders" and not {p.name.lower() for p in subdirs} & set(FER2013_CLASSES):
+        # a data set's root: test/ holds the test images, and train/ the training ones
+        parts = [load_fer_eval_data(path / "test", split, progress)]
+        if split == "all" and (path / "train").is_dir():
+            parts.append(load_fer_eval_data(path / "train", split, progress))
+        return _joined(parts)
+    if layout == "labels":
         paths, labels, folders = read_fer_labels_rows(path / "labels_public.txt")
         usages = [fer_usage(p) if f == "test" else "Training" for p, f in zip(paths, folders)]
         keep = _keep(usages, split, path / "labels_public.txt")
         files = [paths[i] for i in keep]
         return (read_images(files, "L", progress=progress), labels[keep], files,
                 _counts(usages, keep))
-    subdirs = sorted(p for p in path.iterdir() if p.is_dir())
-    if {p.name for p in subdirs} >= {"test"} and not {p.name.lower() for p in subdirs} & set(
-            FER2013_CLASSES):  # a data set's root: test/ holds the test images
-        parts = [load_fer_eval_data(path / "test", split, progress)]
-        if split == "all" and (path / "train").is_dir():  # and train/ the training ones
-            parts.append(load_fer_eval_data(path / "train", split, progress))
-        return _joined(parts)
     if subdirs:
         files, labels = class_folder_files(path, FER2013_CLASSES)
         if not files:

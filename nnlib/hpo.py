@@ -5,8 +5,7 @@
   killed worker's trial is failed (heartbeats) and its parameters tried again.
 - ``suggest``, ``search_objective``, ``optimize_until``: a search described by plain data
   (``check_search``), stored with the study so that any worker can join it (``main``).
-- ``train_config``: train a config dict, reporting to an Optuna trial for pruning.
-- ``lr_range_test``: the learning-rate range test of Smith (2017).
+The network, its Solver and its data (Q5's recipe) are ``nnlib.recipe``'s.
 """
 from __future__ import annotations
 
@@ -22,13 +21,8 @@ import numpy as np
 
 from nnlib.credentials import MASK, masked, password_of, without_password
 from nnlib.fcnet import FullyConnectedNet
-from nnlib.solver import Solver
+from nnlib.recipe import DEFAULT_CONFIG, build_solver, fer_search_data, train_config
 
-DEFAULT_CONFIG = dict(hidden_dims=[512, 256], dropout=0.0, reg=0.0, learning_rate=1e-2,
-                      momentum=0.9, batch_size=128, num_epochs=20, weight_scale="he",
-                      momentum_start=0.5, momentum_ramp_epochs=5, lr_gamma=0.5,
-                      lr_step=8, patience=5)
-HISTORIES = ("train_loss_history", "val_loss_history", "train_acc_history", "val_acc_history")
 HEARTBEAT_SECONDS = 30  # a RUNNING trial without a heartbeat for 3x this is failed
 CONNECT_SECONDS = 5  # an unreachable server is tried again for this long, no longer
 REFUSED = ("password", "authentication", "does not exist", "pg_hba.conf")  # never retried
@@ -252,97 +246,6 @@ def topology_weights(params, input_dim, num_classes):
     """Weights and biases of the network of ``params`` (``n_layers``, ``units_1`` ...)."""
     hidden = [params[f"units_{i + 1}"] for i in range(params["n_layers"])]
     return FullyConnectedNet.count_params(input_dim, hidden, num_classes)
-
-
-def fer_search_data(profile, seed=0):
-    """Q5's data: FER2013, a stratified 10% validation split, standardised (smoke: 2,000 and
-    500 images). Returns (fer, preprocessor, data dict, input_dim, num_classes)."""
-    from nnlib.data import FER2013_CLASSES, load_fer2013, subsample
-    from nnlib.preprocess import Preprocessor
-    fer = load_fer2013(val_size=0.1, seed=seed)
-    if profile != "full":
-        for split, n in (("train", 2000), ("val", 500)):
-            fer[f"X_{split}"], fer[f"y_{split}"] = subsample(
-                fer[f"X_{split}"], fer[f"y_{split}"], n, seed)
-    pre = Preprocessor(center="image", scale="std").fit(fer["X_train"])
-    data = {"X_train": pre.transform(fer["X_train"]), "y_train": fer["y_train"],
-            "X_val": pre.transform(fer["X_val"]), "y_val": fer["y_val"]}
-    return fer, pre, data, data["X_train"].shape[1], len(FER2013_CLASSES)
-
-
-def build_model(config, input_dim, num_classes, seed=0):
-    """A FullyConnectedNet from a config dict (see DEFAULT_CONFIG) and the full config."""
-    unknown = set(config) - set(DEFAULT_CONFIG)
-    if unknown:
-        raise ValueError(f"unknown config keys {sorted(unknown)}; valid: {sorted(DEFAULT_CONFIG)}")
-    c = {**DEFAULT_CONFIG, **config}
-    model = FullyConnectedNet(c["hidden_dims"], input_dim=input_dim, num_classes=num_classes,
-                              dropout=c["dropout"], reg=c["reg"],
-                              weight_scale=c["weight_scale"], seed=seed)
-    return model, c
-
-
-def build_solver(config, data, input_dim, num_classes, seed=0, augment=None,
-                 epoch_callback=None, checkpoint_dir=None, verbose=False):
-    """A FullyConnectedNet and its Solver from a config dict (see DEFAULT_CONFIG): SGD
-    with momentum ramping linearly from ``momentum_start`` to ``momentum`` over
-    ``momentum_ramp_epochs``, the learning rate times ``lr_gamma`` every ``lr_step``
-    epochs, stopping after ``patience`` epochs without a better validation accuracy."""
-    model, c = build_model(config, input_dim, num_classes, seed)
-    solver = Solver(
-        model, data, update_rule="sgd_momentum",
-        optim_config={"learning_rate": c["learning_rate"], "momentum": c["momentum_start"]},
-        momentum_schedule={"name": "linear", "base": c["momentum_start"],
-                           "end": c["momentum"], "num_epochs": c["momentum_ramp_epochs"]},
-        lr_schedule={"name": "step", "step_size": c["lr_step"], "gamma": c["lr_gamma"]},
-        num_epochs=c["num_epochs"], batch_size=c["batch_size"], patience=c["patience"],
-        augment=augment, seed=seed, epoch_callback=epoch_callback,
-        checkpoint_dir=checkpoint_dir, resume=checkpoint_dir is not None, verbose=verbose)
-    return model, solver
-
-
-def train_config(config, data, input_dim, num_classes, trial=None, seed=0, augment=None):
-    """Train one configuration (with a ``trial``: reporting, pruned); returns the Solver."""
-    def report(solver):
-        import optuna
-        for h in HISTORIES:  # kept with the trial, so curves need no re-training
-            trial.set_user_attr(h, [float(v) for v in getattr(solver, h)])
-        trial.report(solver.val_acc_history[-1], solver.epoch)
-        if trial.should_prune():
-            raise optuna.TrialPruned()
-
-    _, solver = build_solver(config, data, input_dim, num_classes, seed=seed, augment=augment,
-                             epoch_callback=None if trial is None else report)
-    solver.train()
-    if trial is not None and str(solver.stop_reason).startswith("loss became"):
-        trial.set_user_attr("diverged", True)
-    return solver
-
-
-def lr_range_test(config, data, input_dim, num_classes, lr_min=1e-5, lr_max=1.0,
-                  num_iters=300, seed=0):
-    """Train with a learning rate growing geometrically from lr_min to lr_max, one step
-    per mini-batch (Smith, 2017). Returns (learning_rates, losses), stopping once the loss
-    exceeds 4x its minimum or becomes non-finite."""
-    model, c = build_model(config, input_dim, num_classes, seed)
-    X, y = data["X_train"], data["y_train"]
-    lrs = lr_min * (lr_max / lr_min) ** (np.arange(num_iters) / (num_iters - 1))
-    configs = {k: {"momentum": c["momentum"]} for k in model.params}
-    solver = Solver(model, data, update_rule="sgd_momentum", seed=seed)
-    solver.optim_configs = configs  # the same dicts; their learning rate is set each step
-    losses, best, bs = [], math.inf, c["batch_size"]
-    perm = np.random.default_rng(seed).permutation(len(X))
-    for i, lr in enumerate(lrs):
-        idx = perm[(i * bs) % len(X):(i * bs) % len(X) + bs]
-        for cfg in configs.values():
-            cfg["learning_rate"] = lr
-        with np.errstate(over="ignore", invalid="ignore"):
-            loss = solver.step(X[idx], y[idx])
-        if not math.isfinite(loss) or loss > 4 * best:
-            break
-        losses.append(loss)
-        best = min(best, loss)
-    return lrs[:len(losses)], np.array(losses)
 
 
 def main(argv=None):

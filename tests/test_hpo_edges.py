@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 import pytest
 
-from nnlib import hpo, optim
+from nnlib import hpo, optim, recipe
 from nnlib.credentials import masked
 from nnlib.data import subsample
 from nnlib.fcnet import FullyConnectedNet
@@ -198,7 +198,7 @@ def test_run_search_seeds_the_sampler_and_the_training(tmp_path):
     sampler = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=7)).ask()
     rate = sampler.suggest_float("learning_rate", 1e-3, 1e-1, log=True)
     assert trial.params == {"learning_rate": rate}
-    trained = hpo.train_config({"hidden_dims": [8], "reg": 0.0, "learning_rate": rate,
+    trained = recipe.train_config({"hidden_dims": [8], "reg": 0.0, "learning_rate": rate,
                                 "num_epochs": 1}, blobs(), 6, 3, seed=7)
     assert trial.value == trained.best_val
     default = hpo.run_search("r", f"sqlite:///{tmp_path / 'd.db'}", SEARCH, blobs(), 6, 3, 1)
@@ -769,7 +769,7 @@ def test_a_duplicate_is_never_the_source_of_another(monkeypatch):
 
 # ---------------------------------------------------------------- training and the recipe
 def test_the_default_recipe():
-    model, solver = hpo.build_solver({}, blobs(), 6, 3)
+    model, solver = recipe.build_solver({}, blobs(), 6, 3)
     assert (model.hidden_dims, model.dropout, model.reg, model.weight_scale) == (
         [512, 256], 0.0, 0.0, "he")
     assert solver.update_rule is optim.sgd_momentum
@@ -793,7 +793,7 @@ def test_build_solver_maps_each_setting(tmp_path):
     def callback(solver):
         return None
 
-    model, solver = hpo.build_solver(config, blobs(), 6, 3, seed=2, augment=augment,
+    model, solver = recipe.build_solver(config, blobs(), 6, 3, seed=2, augment=augment,
                                      epoch_callback=callback, checkpoint_dir=tmp_path,
                                      verbose=True)
     assert (model.hidden_dims, model.dropout, model.reg, model.weight_scale) == (
@@ -809,35 +809,35 @@ def test_build_solver_maps_each_setting(tmp_path):
 
 
 def test_build_model():
-    model, config = hpo.build_model({"hidden_dims": [7], "reg": 0.5}, 6, 3, seed=1)
-    assert config == {**hpo.DEFAULT_CONFIG, "hidden_dims": [7], "reg": 0.5}
+    model, config = recipe.build_model({"hidden_dims": [7], "reg": 0.5}, 6, 3, seed=1)
+    assert config == {**recipe.DEFAULT_CONFIG, "hidden_dims": [7], "reg": 0.5}
     assert model.num_params() == FullyConnectedNet.count_params(6, [7], 3)
-    same, _ = hpo.build_model({"hidden_dims": [7]}, 6, 3, seed=1)
-    other, _ = hpo.build_model({"hidden_dims": [7]}, 6, 3, seed=2)
+    same, _ = recipe.build_model({"hidden_dims": [7]}, 6, 3, seed=1)
+    other, _ = recipe.build_model({"hidden_dims": [7]}, 6, 3, seed=2)
     assert np.array_equal(model.params["W1"], same.params["W1"])
     assert not np.array_equal(model.params["W1"], other.params["W1"])
-    default, _ = hpo.build_model({"hidden_dims": [7]}, 6, 3)
-    built, _ = hpo.build_solver({"hidden_dims": [7]}, blobs(), 6, 3, seed=2)
+    default, _ = recipe.build_model({"hidden_dims": [7]}, 6, 3)
+    built, _ = recipe.build_solver({"hidden_dims": [7]}, blobs(), 6, 3, seed=2)
     for net, seed in ((default, 0), (built, 2)):
         alone = FullyConnectedNet([7], input_dim=6, num_classes=3, weight_scale="he", seed=seed)
         assert all(np.array_equal(net.params[k], alone.params[k]) for k in alone.params)
     with pytest.raises(ValueError, match=r"unknown config keys \['lr'\]; valid: \['batch_size'"):
-        hpo.build_model({"lr": 0.1}, 6, 3)
+        recipe.build_model({"lr": 0.1}, 6, 3)
 
 
 def test_train_config_reports_each_epoch_to_its_trial():
     study = optuna.create_study(direction="maximize")
     trial = study.ask()
-    solver = hpo.train_config({"hidden_dims": [8], "num_epochs": 3, "batch_size": 50},
+    solver = recipe.train_config({"hidden_dims": [8], "num_epochs": 3, "batch_size": 50},
                               blobs(), 6, 3, trial=trial, seed=1)
     frozen = study.trials[0]
     assert frozen.intermediate_values == {i + 1: v for i, v in enumerate(solver.val_acc_history)}
     assert len(frozen.intermediate_values) == 3
-    for h in hpo.HISTORIES:
+    for h in recipe.HISTORIES:
         assert frozen.user_attrs[h] == [float(v) for v in getattr(solver, h)]
     assert set(frozen.user_attrs) == {"train_loss_history", "val_loss_history",
                                       "train_acc_history", "val_acc_history"}
-    again = hpo.train_config({"hidden_dims": [8], "num_epochs": 3, "batch_size": 50},
+    again = recipe.train_config({"hidden_dims": [8], "num_epochs": 3, "batch_size": 50},
                              blobs(), 6, 3, seed=1)
     assert again.val_acc_history == solver.val_acc_history  # the same seed, no trial
     assert again.epoch_callback is None
@@ -846,9 +846,9 @@ def test_train_config_reports_each_epoch_to_its_trial():
 def test_train_config_passes_its_seed_and_augmentation():
     config = {"hidden_dims": [8], "num_epochs": 2, "batch_size": 50, "dropout": 0.3}
     for seed, given in ((0, {}), (4, {"seed": 4})):
-        _, alone = hpo.build_solver(config, blobs(), 6, 3, seed=seed)
+        _, alone = recipe.build_solver(config, blobs(), 6, 3, seed=seed)
         alone.train()
-        trained = hpo.train_config(config, blobs(), 6, 3, **given)
+        trained = recipe.train_config(config, blobs(), 6, 3, **given)
         assert trained.train_loss_history == alone.train_loss_history
     batches = []
 
@@ -856,7 +856,7 @@ def test_train_config_passes_its_seed_and_augmentation():
         batches.append(len(X))
         return X
 
-    hpo.train_config(config, blobs(), 6, 3, augment=augment)
+    recipe.train_config(config, blobs(), 6, 3, augment=augment)
     assert batches and set(batches) <= {50}
 
 
@@ -865,26 +865,26 @@ def test_train_config_is_pruned_and_marks_divergence():
                                 pruner=optuna.pruners.ThresholdPruner(lower=1.1))
     trial = study.ask()
     with pytest.raises(optuna.TrialPruned):
-        hpo.train_config({"hidden_dims": [8], "num_epochs": 3}, blobs(), 6, 3, trial=trial)
+        recipe.train_config({"hidden_dims": [8], "num_epochs": 3}, blobs(), 6, 3, trial=trial)
     assert len(study.trials[0].intermediate_values) == 1
     study = optuna.create_study(direction="maximize")
     trial = study.ask()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        solver = hpo.train_config({"hidden_dims": [8], "num_epochs": 3, "learning_rate": 1e9,
+        solver = recipe.train_config({"hidden_dims": [8], "num_epochs": 3, "learning_rate": 1e9,
                                    "weight_scale": 10.0}, blobs(), 6, 3, trial=trial)
     assert solver.stop_reason.startswith("loss became")
     assert study.trials[0].user_attrs["diverged"] is True
     trial = study.ask()
-    hpo.train_config({"hidden_dims": [8], "num_epochs": 1}, blobs(), 6, 3, trial=trial)
+    recipe.train_config({"hidden_dims": [8], "num_epochs": 1}, blobs(), 6, 3, trial=trial)
     assert "diverged" not in study.trials[1].user_attrs
 
 
 def test_lr_range_test_defaults(monkeypatch):
     batches = []
-    monkeypatch.setattr(hpo.Solver, "step", lambda solver, X, y: batches.append(X) or 1.0)
+    monkeypatch.setattr(recipe.Solver, "step", lambda solver, X, y: batches.append(X) or 1.0)
     data = blobs()
-    lrs, losses = hpo.lr_range_test({"hidden_dims": [4], "batch_size": 16}, data, 6, 3)
+    lrs, losses = recipe.lr_range_test({"hidden_dims": [4], "batch_size": 16}, data, 6, 3)
     np.testing.assert_allclose(lrs, np.geomspace(1e-5, 1.0, 300))
     assert len(losses) == 300
     perm = np.random.default_rng(0).permutation(150)
@@ -893,18 +893,18 @@ def test_lr_range_test_defaults(monkeypatch):
 
 def test_lr_range_test_seeds_its_solver_and_silences_overflow():
     config = {"hidden_dims": [8], "batch_size": 32, "dropout": 0.5}
-    runs = [hpo.lr_range_test(config, blobs(), 6, 3, num_iters=4, seed=3)[1] for _ in range(2)]
+    runs = [recipe.lr_range_test(config, blobs(), 6, 3, num_iters=4, seed=3)[1] for _ in range(2)]
     np.testing.assert_array_equal(runs[0], runs[1])  # dropout masks from the seeded Solver
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # overflow and invalid values on the way up
-        lrs, losses = hpo.lr_range_test({"hidden_dims": [8], "batch_size": 32}, blobs(), 6, 3,
+        lrs, losses = recipe.lr_range_test({"hidden_dims": [8], "batch_size": 32}, blobs(), 6, 3,
                                         lr_min=1e30, lr_max=1e40, num_iters=2)
     assert len(losses) == 1 and lrs[0] == 1e30
 
 
 def test_lr_range_test_first_steps_are_plain_sgd():
     data = blobs()
-    lrs, losses = hpo.lr_range_test({"hidden_dims": [8], "batch_size": 32}, data, 6, 3,
+    lrs, losses = recipe.lr_range_test({"hidden_dims": [8], "batch_size": 32}, data, 6, 3,
                                     lr_min=1e-3, lr_max=1e-1, num_iters=5, seed=4)
     np.testing.assert_allclose(lrs, np.geomspace(1e-3, 1e-1, 5))
     assert len(losses) == 5
@@ -939,9 +939,9 @@ def test_lr_range_test_stops_when_the_loss_explodes(monkeypatch, scripted, kept)
         seen.append((X_batch, rates, moms))
         return scripted[len(seen) - 1]
 
-    monkeypatch.setattr(hpo.Solver, "step", step)
+    monkeypatch.setattr(recipe.Solver, "step", step)
     data = blobs()
-    lrs, losses = hpo.lr_range_test({"hidden_dims": [4], "batch_size": 64, "momentum": 0.7},
+    lrs, losses = recipe.lr_range_test({"hidden_dims": [4], "batch_size": 64, "momentum": 0.7},
                                     data, 6, 3, lr_min=1e-4, lr_max=1e-2, num_iters=5, seed=2)
     assert list(losses) == scripted[:kept] and len(lrs) == kept
     expected = np.geomspace(1e-4, 1e-2, 5)
@@ -966,7 +966,7 @@ def test_fer_search_data(monkeypatch):
         return dict(fer)
 
     monkeypatch.setattr(nnlib.data, "load_fer2013", load)
-    got, pre, data, d, c = hpo.fer_search_data("smoke", seed=3)
+    got, pre, data, d, c = recipe.fer_search_data("smoke", seed=3)
     assert asked == [{"val_size": 0.1, "seed": 3}] and (d, c) == (16, 7)
     X_train, y_train = subsample(fer["X_train"], fer["y_train"], 2000, 3)
     X_val, y_val = subsample(fer["X_val"], fer["y_val"], 500, 3)
@@ -979,9 +979,9 @@ def test_fer_search_data(monkeypatch):
     val = (X_val.reshape(500, -1) - train.mean(axis=0)) / centred.std()
     np.testing.assert_allclose(data["X_val"], val, atol=1e-4)
     assert pre.transform(X_val).shape == (500, 16)
-    _, _, full, _, _ = hpo.fer_search_data("full")
+    _, _, full, _, _ = recipe.fer_search_data("full")
     assert len(full["X_train"]) == 3000 and len(full["X_val"]) == 600
     assert asked[1] == {"val_size": 0.1, "seed": 0}
-    _, _, smoke, _, _ = hpo.fer_search_data("smoke")
+    _, _, smoke, _, _ = recipe.fer_search_data("smoke")
     np.testing.assert_array_equal(smoke["y_train"],
                                   subsample(fer["X_train"], fer["y_train"], 2000, 0)[1])
