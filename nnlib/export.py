@@ -127,11 +127,16 @@ class Exporter:
         with atomic_open(stem.with_suffix(".png")) as f:
             fig.savefig(f, format="png", bbox_inches="tight", dpi=120)
 
-    def table(self, df, name, escape=True, **to_latex):
+    def table(self, df, name, escape=True, formats=None, **to_latex):
         """Write a pandas DataFrame as a LaTeX tabular (booktabs) for \\input (returns
         nothing, like ``figure``). The text shown (cells, headers, index, ``na_rep`` and
         what ``formatters`` and ``float_format`` return) has its LaTeX special characters
-        escaped, except ``Latex`` text; ``escape=False`` writes a table whose text is LaTeX."""
+        escaped, except ``Latex`` text; ``escape=False`` writes a table whose text is LaTeX.
+        ``formats``: column -> format string (``"{:.3f}"``), for the columns ``df`` has, as
+        ``styled`` shows them in the notebook."""
+        if formats:
+            to_latex["formatters"] = {**{k: v.format for k, v in formats.items()
+                                         if k in df.columns}, **to_latex.get("formatters", {})}
         if escape:
             df, to_latex = _escaped(df, to_latex)
         write_text(self.generated_dir / f"q{self.question}_{name}.tex",
@@ -164,6 +169,34 @@ class Exporter:
                   for macro, key in macros.items()]
         write_text(self.generated_dir / f"q{self.question}.json", text)
         write_text(self.generated_dir / f"q{self.question}_values.tex", "\n".join(lines) + "\n")
+
+
+    def summary(self):
+        """The values recorded so far (``values``) as a table to show, one row each, in
+        the report's form (accuracies as percentages, large numbers with separators)."""
+        import pandas as pd
+        return pd.DataFrame({"value": {k: _shown(k, v) for k, v in sorted(self.results.items())}})
+
+
+def styled(df, formats, na_rep="-", precision=3):
+    """``df`` to show in a notebook, the columns named in ``formats`` (column -> format
+    string such as ``"{:.3f}"``) so formatted, other floats to ``precision`` decimals."""
+    return df.style.format({k: v for k, v in formats.items() if k in df.columns},
+                           na_rep=na_rep, precision=precision)
+
+
+def _shown(key, value):
+    """A value of ``Exporter.results`` as ``summary`` shows it (as the report does, in
+    plain text)."""
+    if isinstance(value, list):
+        return ", ".join(_shown(key, v) for v in value)
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{100 * value:.1f}%" if _is_share(key, value) else format_float(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
 
 
 # the report's notation for words that tables spell plainly in the notebooks
@@ -223,8 +256,7 @@ def _format(key, value):
         return "yes" if value else "no"
     if isinstance(value, float):
         value += 0.0  # -0.0 -> 0.0: no "-0" in the report
-        if (key.endswith(("accuracy", "rate", "acc")) and not key.endswith("learning_rate")
-                and 0 <= value <= 1):
+        if _is_share(key, value):
             return f"{100 * value:.1f}\\%"
         text = f"{value:.4g}"
         if abs(value) < 1e9 and abs(float(text)) >= 1000:  # no exponent: "11{,}732"
@@ -238,6 +270,12 @@ def _format(key, value):
     if isinstance(value, list):
         return ", ".join(_format(key, v) for v in value)
     return latex_escape(value)
+
+
+def _is_share(key, value):
+    """Whether the float ``value`` of ``key`` is a share to show as a percentage."""
+    return (key.endswith(("accuracy", "rate", "acc")) and not key.endswith("learning_rate")
+            and 0 <= value <= 1)
 
 
 def _escaped(df, to_latex):

@@ -232,6 +232,14 @@ def trial_score(trial):
     return trial.value if trial.value is not None else max(trial.intermediate_values.values())
 
 
+def best_epoch(trial):
+    """A trial's best epoch (counted from 1) with its training and validation accuracy
+    there, from the histories the trial keeps (``train_config``)."""
+    val = trial.user_attrs["val_acc_history"]
+    best = int(np.argmax(val))
+    return best + 1, trial.user_attrs["train_acc_history"][best], val[best]
+
+
 def trials_frame(study, params):
     """The scored trials as a DataFrame (``params``, val_acc, state, epochs), best first."""
     import pandas as pd

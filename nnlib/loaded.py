@@ -19,6 +19,15 @@ def mirrored(images):
     return images[:, :, ::-1] if images.ndim == 3 else images[:, :, ::-1, :]
 
 
+def mirror_accuracies(scores, X, X_mirror, y):
+    """Accuracy on labels ``y`` (N,) of the class scores ``scores(X)`` (a function of
+    features (N, D) -> (N, C), e.g. an nnlib network's ``loss``), alone and summed with
+    those of ``X_mirror``, the features of the mirrored images (the mirror view)."""
+    s = scores(X)
+    return (float(np.mean(s.argmax(1) == y)),
+            float(np.mean((s + scores(X_mirror)).argmax(1) == y)))
+
+
 class LoadedModel:
     """A saved model behind one interface: ``predict(images uint8 (N, H, W)) -> ids (N,)``;
     ``parameters``: the saved network's parameter count. A Keras model predicts with its

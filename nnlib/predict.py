@@ -131,6 +131,29 @@ def predict_upload(value, model, detect=True):
             for r, (_, photo) in zip(records, photos)]
 
 
+def upload_box(model, shown_size=640):
+    """An ipywidgets box in which a person uploads photos and sees, for each, the table
+    of its faces (or why there is none) and the photo annotated, at most ``shown_size``
+    pixels wide: the notebook's front door to ``predict_upload``."""
+    import ipywidgets as widgets  # the notebooks extra's, imported only here
+    from IPython.display import display
+
+    upload = widgets.FileUpload(accept="image/*", multiple=True, description="Photos")
+    results = widgets.Output()
+
+    def classify(change):
+        with results:
+            results.clear_output()
+            for record, drawn in predict_upload(change["new"], model):
+                print(format_table([record]) if record["faces"] else record["problem"])
+                if drawn is not None:
+                    drawn.thumbnail((shown_size, shown_size))  # a phone's photo, at screen size
+                    display(drawn)
+
+    upload.observe(classify, names="value")
+    return widgets.VBox([upload, results])
+
+
 def format_table(records):
     """The classified faces as a text table: file, face index, box, emotion, its
     probability."""

@@ -470,3 +470,31 @@ def test_legible_raises_small_texts_only_as_far_as_needed():
     scale = 1.5 / narrow.get_tightbbox(narrow.canvas.get_renderer()).width
     assert scale < 0.6 and 7 <= ax2.title.get_fontsize() * scale < 7.3
     plt.close("all")
+
+
+def test_summary_shows_each_value_as_the_report_does(tmp_path, monkeypatch):
+    import nnlib.export as ex
+    monkeypatch.setattr(ex, "FIGURES_DIR", tmp_path / "f")
+    monkeypatch.setattr(ex, "GENERATED_DIR", tmp_path / "g")
+    e = ex.Exporter(9, "full")
+    e.values(val_accuracy=0.61234, best_lr=0.0123456, train_n=25838, big=12345.6,
+             tiny=2.5e-9, flip=True, arch="512-256", sizes=[1, 2000], learning_rate=0.5)
+    got = e.summary()["value"].to_dict()
+    assert got == {"arch": "512-256", "best_lr": "0.01235", "big": "12,346",
+                   "flip": "yes", "learning_rate": "0.5", "sizes": "1, 2,000",
+                   "tiny": "2.50e-09", "train_n": "25,838", "val_accuracy": "61.2%"}
+
+
+def test_table_formats_and_styled_show_the_same_text(tmp_path, monkeypatch):
+    import pandas as pd
+
+    import nnlib.export as ex
+    monkeypatch.setattr(ex, "FIGURES_DIR", tmp_path / "f")
+    monkeypatch.setattr(ex, "GENERATED_DIR", tmp_path / "g")
+    df = pd.DataFrame({"minutes": [1.25, float("nan")], "n": [1234, 5]})
+    formats = {"minutes": "{:.1f}", "n": "{:,.0f}", "absent": "{:.9f}"}
+    ex.Exporter(9, "full").table(df, "t", index=False, na_rep="-", formats=formats)
+    tex = (tmp_path / "g" / "q9_t.tex").read_text()
+    assert "1.2 & 1,234" in tex and "- & 5" in tex
+    html = ex.styled(df, formats).to_html()
+    assert ">1.2<" in html and ">1,234<" in html and ">-<" in html
