@@ -1,0 +1,37 @@
+"""A Keras network's layers as a table (what ``model.summary()`` prints, as data to show
+in a notebook or export to the report), with each layer's settings spelt out."""
+from __future__ import annotations
+
+
+def _settings(layer):
+    """The settings that shape a layer's output, in words ("3x3, stride 1, same")."""
+    c = layer.get_config()
+    kind = type(layer).__name__
+    if "kernel_size" in c:
+        k = "x".join(map(str, c["kernel_size"]))
+        s = "x".join(map(str, c["strides"])) if len(set(c["strides"])) > 1 else c["strides"][0]
+        return f"{c.get('filters', '')} filters {k}, stride {s}, {c['padding']}".lstrip()
+    if "pool_size" in c:
+        p = "x".join(map(str, c["pool_size"]))
+        s = c["strides"] or c["pool_size"]
+        s = "x".join(map(str, s)) if len(set(s)) > 1 else s[0]
+        return f"{p}, stride {s}, {c['padding']}"
+    if kind == "Dense":
+        activation = "" if c["activation"] == "linear" else f", {c['activation']}"
+        return f"{c['units']} units{activation}"
+    if "rate" in c:
+        return f"rate {c['rate']:g}"
+    if kind == "Activation":
+        return c["activation"]
+    return ""
+
+
+def layer_table(model):
+    """A DataFrame with one row per layer of ``model``: layer (its class), settings,
+    output shape (without the batch axis) and parameters; the total is their sum."""
+    import pandas as pd
+
+    rows = [(type(layer).__name__, _settings(layer),
+             " x ".join(str(d) for d in layer.output.shape[1:]), layer.count_params())
+            for layer in model.layers if type(layer).__name__ != "InputLayer"]
+    return pd.DataFrame(rows, columns=["layer", "settings", "output shape", "parameters"])

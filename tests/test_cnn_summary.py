@@ -1,0 +1,24 @@
+"""The layer table of a Keras network (Q6's summary, the report's architecture table)."""
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from nnlib.cnn.summary import layer_table  # noqa: E402
+
+
+def test_layer_table_of_a_small_network():
+    model = keras.Sequential([
+        keras.Input((12, 10, 1)),
+        keras.layers.Conv2D(4, (3, 5), strides=(1, 2), padding="valid"),
+        keras.layers.MaxPooling2D(2),
+        keras.layers.Dropout(0.25),
+        keras.layers.Flatten(),
+        keras.layers.Dense(3, activation="softmax")])
+    t = layer_table(model)
+    assert t["layer"].tolist() == ["Conv2D", "MaxPooling2D", "Dropout", "Flatten", "Dense"]
+    assert t["settings"].tolist() == ["4 filters 3x5, stride 1x2, valid", "2x2, stride 2, valid",
+                                      "rate 0.25", "", "3 units, softmax"]
+    # 12x10 -> (12-3+1) x ((10-5)//2+1) = 10x3 -> pooled 5x1; 4*(3*5*1)+4 = 64 weights
+    assert t["output shape"].tolist() == ["10 x 3 x 4", "5 x 1 x 4", "5 x 1 x 4", "20", "3"]
+    assert t["parameters"].tolist() == [64, 0, 0, 0, 20 * 3 + 3]
+    assert t["parameters"].sum() == model.count_params()
