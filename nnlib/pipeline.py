@@ -93,7 +93,8 @@ def hide_passwords(params):
 # stderr lines that are noise, not results: tqdm bars (redrawn with carriage returns),
 # tqdm's warning about missing widgets, TensorFlow/absl/CUDA start-up logs
 _NOISE = re.compile(
-    r"^\s*$|^\s*\d+%\|.*\|.*\]\s*$|TqdmWarning: IProgress not found|"
+    r"^\s*$|^\s*\d+%\|.*\|.*\]\s*$|^\s*\d+\w+ \[[\d:]+, .*/s\]\s*$|"
+    r"TqdmWarning: IProgress not found|"
     r"from \.autonotebook import tqdm|^WARNING: All log messages before absl|"
     r"^[IWE]\d{4} [\d:. ]+\d+ \w+\.cc:\d+\]")
 # the plain-text fallback of a result shown as HTML (a styled table): an object's address

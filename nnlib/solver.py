@@ -272,7 +272,8 @@ class Solver:
         bs = int(self.batch_size)
         per_epoch = math.ceil(N / bs)
         bar = tqdm(total=per_epoch * max(self.num_epochs - self.epoch, 0),
-                   disable=not self.verbose or self.stop_reason is not None,  # done: no bar
+                   disable=not self.verbose or self.stop_reason is not None  # done: no bar
+                   or self.epoch >= self.num_epochs,
                    unit="batch", mininterval=1.0, dynamic_ncols=True)
         self._clock = time.perf_counter()
         diverged = False

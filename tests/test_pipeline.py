@@ -98,6 +98,7 @@ def test_progress_bars_and_start_up_logs_leave_the_notebook():
     stream = nbformat.v4.new_output
     cell.outputs = [
         stream("stream", name="stderr", text="\r  0%|          | 0/10 [00:00<?, ?batch/s]"),
+        stream("stream", name="stderr", text="0batch [00:00, ?batch/s]\n"),  # no total
         stream("stream", name="stdout", text="(Epoch 1 / 2) loss 1.0\n"),
         stream("stream", name="stdout", text="(Epoch 2 / 2) loss 0.5\n"),
         stream("stream", name="stderr", text="\r 50%|#####     | 5/10 [00:01<00:01, 5.0batch/s]"

@@ -242,6 +242,11 @@ def test_documented_defaults_and_boundaries(capsys):
     assert "8/8" in err and "batch" in err  # 2 epochs of 4 batches on the terminal
     run(Recorder(), d, num_epochs=2, verbose=False)
     assert capsys.readouterr().err == ""
+    done = Solver(Recorder(), d, num_epochs=2, verbose=True)
+    done.train()
+    capsys.readouterr()
+    done.train()  # every epoch run already (as a finished checkpoint resumes): no empty bar
+    assert "batch" not in capsys.readouterr().err
 
 
 def test_generators_are_seeded_and_separate():
