@@ -95,3 +95,25 @@ def plot_runs(histories, title=None, offsets=None):
     if title:
         fig.suptitle(title, fontsize=9)
     return fig
+
+
+def plot_loss_panels(runs, sharey=True):
+    """Training (dashed) and validation loss per epoch, one panel per run. ``runs``: title
+    -> histories (as ``plot_curves`` takes them); a run's best validation accuracy epoch
+    is marked with a dotted line, so a run that ends early shows where its stopping rule
+    fired. Returns the matplotlib figure."""
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, len(runs), figsize=(2.6 * len(runs), 2.5), sharey=sharey,
+                             layout="constrained", squeeze=False)
+    for ax, (title, h) in zip(axes[0], runs.items()):
+        ep = np.arange(1, len(h["val_loss_history"]) + 1)
+        ax.plot(ep, h["train_loss_history"], ls="--", label="training")
+        ax.plot(ep, h["val_loss_history"], label="validation")
+        ax.axvline(1 + int(np.argmax(h["val_acc_history"])), color="k", ls=":", lw=1,
+                   label="best validation accuracy")
+        ax.set(title=title, xlabel="epoch")
+        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("loss")
+    axes[0, -1].legend(fontsize=7)
+    return fig

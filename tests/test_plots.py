@@ -60,3 +60,18 @@ def test_learning_curves_of_a_solver():
                              train_acc_history=[0.4, 0.7], val_acc_history=[0.3, 0.6])
     err = plot_curves(solver).axes[1]
     np.testing.assert_allclose(err.lines[1].get_ydata(), [0.7, 0.4])
+
+
+def test_plot_loss_panels_draws_each_run():
+    from nnlib.plots import plot_loss_panels
+    runs = {"lr 0.1": {"train_loss_history": [2.0, 1.5, 1.2], "val_loss_history": [2.1, 1.6, 1.7],
+                       "val_acc_history": [0.2, 0.4, 0.3]},
+            "lr 1": {"train_loss_history": [3.0, 4.0], "val_loss_history": [3.5, 5.0],
+                     "val_acc_history": [0.1, 0.1]}}
+    fig = plot_loss_panels(runs)
+    axes = fig.axes
+    assert [ax.get_title() for ax in axes] == ["lr 0.1", "lr 1"]
+    train, val, best = axes[0].lines
+    assert list(train.get_ydata()) == [2.0, 1.5, 1.2] and list(val.get_xdata()) == [1, 2, 3]
+    assert list(best.get_xdata()) == [2, 2]  # the second epoch: the best validation accuracy
+    assert list(axes[1].lines[2].get_xdata()) == [1, 1]  # ties: the first
