@@ -1,5 +1,6 @@
-"""Train the candidates of Q6's comparison (``nnlib.cnn.compare.CANDIDATES``) outside the
-notebook, with its settings, e.g. on a GPU machine; the notebook then reads the runs back
+"""Train the candidates of Q6's comparison (``nnlib.cnn.CANDIDATES``) outside the
+notebook, with its settings (``nnlib.cnn.Q6_BUDGETS["full"]``), e.g. on a GPU machine;
+the notebook then reads the runs back
 from ``models/fer2013_cnn_compare/`` (history and record, no weights).
 
     python scripts/train_q6_member.py --write-arrays split.npz.xz
@@ -11,14 +12,15 @@ import tarfile
 from pathlib import Path
 
 from nnlib.atomic import temporary_path
-from nnlib.cnn.compare import CANDIDATES, candidate_dir, train_candidate
+from nnlib.cnn import CANDIDATES, Q6_BUDGETS, candidate_dir, train_candidate
 from nnlib.io import read_arrays
 from nnlib.paths import MODELS_DIR
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 parser.add_argument("--arrays", required=True, help="the split, from train_q6_member.py")
 parser.add_argument("--seed", type=int, required=True)
-parser.add_argument("--epochs", type=int, required=True)
+parser.add_argument("--epochs", type=int, default=Q6_BUDGETS["full"]["compare_epochs"],
+                    help="default: the Q6 notebook's (%(default)s)")
 parser.add_argument("--candidates", nargs="+", default=list(CANDIDATES),
                     help=f"names from {list(CANDIDATES)} (default: all)")
 parser.add_argument("--run-root", type=Path, default=MODELS_DIR / "fer2013_cnn_compare")

@@ -28,6 +28,13 @@ from nnlib.data import FER2013_CLASSES  # noqa: E402
 from nnlib.loaded import LoadedModel  # noqa: E402
 
 
+def assert_same_weights(a, b):
+    """Two lists of weights hold the same arrays."""
+    assert len(a) == len(b)
+    for w1, w2 in zip(a, b):
+        np.testing.assert_array_equal(w1, w2)
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     configure_tensorflow(seed=0)
@@ -50,8 +57,7 @@ def test_training_writes_resumable_run(trained):
     assert secs == pytest.approx(sum(hist["seconds"])) and secs > 0
     assert (run / "best.keras").exists() and (run / "history.csv").exists()
     best = load_keras_model(run / "best.keras")
-    for w1, w2 in zip(model.get_weights(), best.get_weights()):  # the best epoch's
-        np.testing.assert_array_equal(w1, w2)
+    assert_same_weights(model.get_weights(), best.get_weights())  # the best epoch's
     assert not (run / "backup").exists()  # removed once a run completes
     assert json.loads((run / "run.json").read_text())["device"].startswith("tensorflow, ")
     # a finished run with the same settings is read back, not repeated
@@ -59,8 +65,7 @@ def test_training_writes_resumable_run(trained):
     hist2, epochs2, secs2, _ = train_cnn(again, data, run, epochs=2, batch_size=16,
                                          steps_per_execution=2, verbose=0)[:4]
     assert hist2 == hist and secs2 == secs and epochs2 == 2
-    for w1, w2 in zip(again.get_weights(), best.get_weights()):
-        np.testing.assert_array_equal(w1, w2)
+    assert_same_weights(again.get_weights(), best.get_weights())
     # the images/s count the training passes only
     train_seconds = secs - sum(hist["val_seconds"])
     assert 0 < sum(hist["val_seconds"]) < secs
@@ -78,8 +83,7 @@ def test_finished_run_reads_back_without_its_history(trained, tmp_path):
     assert run2.history is None and run2.epochs == 2
     assert run2.seconds == pytest.approx(secs) and run2.images_per_s > 0
     best = load_keras_model(run / "best.keras")
-    for w1, w2 in zip(model.get_weights(), best.get_weights()):
-        np.testing.assert_array_equal(w1, w2)
+    assert_same_weights(model.get_weights(), best.get_weights())
 
 
 def test_warm_restart_starts_from_init_and_records_it(trained, tmp_path):
@@ -264,8 +268,7 @@ def test_stop_run_closes_an_interrupted_run(trained, tmp_path):
     assert again.history == trained[3] and again.stopped == "time limit"
     assert again.device == "jax, a GPU"
     best = load_keras_model(run / "best.keras")
-    for w1, w2 in zip(model.get_weights(), best.get_weights()):
-        np.testing.assert_array_equal(w1, w2)
+    assert_same_weights(model.get_weights(), best.get_weights())
 
 
 def test_train_member_reads_back_members_and_warm_restarts(trained, tmp_path):
@@ -280,8 +283,7 @@ def test_train_member_reads_back_members_and_warm_restarts(trained, tmp_path):
     assert "init" in json.loads((tmp_path / "seed1" / "run.json").read_text())["settings"]
     again, run2 = train_member(spec, tmp_path, data, verbose=0)  # read back, not trained
     assert run2.history == run.history
-    for w1, w2 in zip(model.get_weights(), again.get_weights()):
-        np.testing.assert_array_equal(w1, w2)
+    assert_same_weights(model.get_weights(), again.get_weights())
 
 
 def test_members_stored_once_in_the_ensemble_read_back(trained, tmp_path):
@@ -300,8 +302,7 @@ def test_members_stored_once_in_the_ensemble_read_back(trained, tmp_path):
     for s, model, run in ((spec, first, run0), (warm_spec, warm, run1)):
         again, run2 = train_member(s, tmp_path, data, verbose=0)
         assert run2.history == run.history
-        for w1, w2 in zip(model.get_weights(), again.get_weights()):
-            np.testing.assert_array_equal(w1, w2)
+        assert_same_weights(model.get_weights(), again.get_weights())
     assert not list(tmp_path.glob("seed*/best.keras"))
     # an ensemble that no longer holds the member's weights is named, not used
     save_keras_model(with_tta(ensemble([build_cnn("tiny"), first])), path)
@@ -488,12 +489,11 @@ def test_teacher_probabilities_are_cached_by_fingerprint(trained, tmp_path, monk
                                                     verbose=0), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(probs.sum(axis=1), 1, rtol=1e-5)
     (cache,) = (tmp_path / "cache").iterdir()
-    import nnlib.evaluate
 
     class NoModel:
         def __init__(self, *a, **k):
             raise AssertionError("the cache should have been read")
-    monkeypatch.setattr(nnlib.evaluate, "LoadedModel", NoModel)
+    monkeypatch.setattr(teacher, "LoadedModel", NoModel)
     np.testing.assert_array_equal(teacher.teacher_probabilities(path, X, tmp_path / "cache"),
                                   probs)
     monkeypatch.undo()
@@ -546,7 +546,7 @@ def test_build_cnn_overrides_and_no_dense_layer():
 def test_dropped_weights_read_back_history_only(trained, tmp_path):
     import shutil
 
-    from nnlib.cnn.train import drop_weights
+    from nnlib.cnn.run_folder import drop_weights
     data, run, hist = trained[1], trained[2], trained[3]
     shutil.copytree(run, tmp_path / "run")
     drop_weights(tmp_path / "run")
@@ -557,13 +557,12 @@ def test_dropped_weights_read_back_history_only(trained, tmp_path):
     again = train_cnn(model, data, tmp_path / "run", epochs=2, batch_size=16,
                       steps_per_execution=2, verbose=0)
     assert again.history == hist and again.epochs == 2
-    for w1, w2 in zip(model.get_weights(), built):  # left as built: nothing to load
-        np.testing.assert_array_equal(w1, w2)
+    assert_same_weights(model.get_weights(), built)  # left as built: nothing to load
     with pytest.raises(ValueError, match="no finished run"):
         drop_weights(tmp_path / "empty")
 
 
 def test_candidate_dirs_are_distinct():
-    from nnlib.cnn.compare import CANDIDATES, candidate_dir
+    from nnlib.cnn.recipes import CANDIDATES, candidate_dir
     assert candidate_dir("compact, no dropout", 1) == "compact-no-dropout_seed1"
     assert len({candidate_dir(n, 0) for n in CANDIDATES}) == len(CANDIDATES)

@@ -11,12 +11,12 @@ from nnlib import distillation_loss as numpy_distillation_loss  # noqa: E402
 from nnlib import soften  # noqa: E402
 from nnlib.cnn import ARCHITECTURES, build_cnn, configure_tensorflow, train_cnn  # noqa: E402
 from nnlib.cnn.distill import (  # noqa: E402
-    distillation_loss,
     distillation_targets,
+    keras_distillation_loss,
     label_accuracy,
     slim,
-    train_student,
 )
+from nnlib.cnn.recipes import train_student  # noqa: E402
 from nnlib.cnn.stored import find_layer  # noqa: E402
 
 
@@ -97,7 +97,7 @@ def test_keras_loss_equals_the_numpy_loss(T, alpha):
     teacher /= teacher.sum(axis=1, keepdims=True)
     soft = soften(teacher, T)
     ref, _ = numpy_distillation_loss(logits, y, soft.astype(np.float64), T, alpha)
-    got = distillation_loss(T, alpha)(distillation_targets(y, soft), p.astype(np.float32))
+    got = keras_distillation_loss(T, alpha)(distillation_targets(y, soft), p.astype(np.float32))
     assert float(got) == pytest.approx(ref, rel=1e-4)
 
 
@@ -176,8 +176,8 @@ def test_online_loss_equals_the_loss_on_cached_targets(T, alpha):
     teacher = rng.random((6, 7)).astype(np.float32) + 0.01
     teacher /= teacher.sum(axis=1, keepdims=True)
     y = rng.integers(0, 7, 6)
-    cached = distillation_loss(T, alpha)(distillation_targets(y, soften(teacher, T)), p)
-    online = distillation_loss(T, alpha, online=True)(
+    cached = keras_distillation_loss(T, alpha)(distillation_targets(y, soften(teacher, T)), p)
+    online = keras_distillation_loss(T, alpha, online=True)(
         y[:, None].astype(np.float32), np.concatenate([p, teacher], axis=1))
     assert float(online) == pytest.approx(float(cached), rel=1e-5)
 

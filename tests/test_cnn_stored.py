@@ -21,8 +21,8 @@ from nnlib.cnn.stored import (  # noqa: E402
     file_digest,
     find_layer,
     store_run_weights,
-    weights_digest,
 )
+from nnlib.digest import arrays_digest as weights_digest  # noqa: E402
 from nnlib.io import ModelError  # noqa: E402
 
 

@@ -13,16 +13,20 @@ the model's first layer, so a saved ``.keras`` file carries its preprocessing.
 | --- | --- |
 | ``models`` | the architectures and ``build_cnn``, thread and seed settings, the device |
 | ``augment`` | random affine warps (tf.data or a Keras layer) and the tf.data pipeline |
-| ``train`` | ``train_cnn`` (resumable, crash-safe), ``stop_run``, ``measure_throughput`` |
-| ``members`` | ``train_member``: one ensemble member trained or read back; ``store_in_ensemble`` |
+| ``train`` | ``train_cnn`` (resumable, crash-safe), ``measure_throughput`` |
+| ``run_folder`` | a run's record, history and checkpoint; ``stop_run``, ``drop_weights`` |
+| ``recipes`` | ``train_member``, ``train_candidate``, ``train_student``: one path |
+| ``budgets`` | the Q6 and Q7 notebooks' budgets, shared with their scripts |
 | ``ensemble`` | test-time augmentation, ensembles, choosing members and views, ``predict_keras`` |
 | ``stored`` | a finished run's weights kept once, in the ensemble that holds them |
 | ``teacher`` | a teacher's class probabilities for distillation, cached by fingerprint |
-| ``distill`` | a student's start (``slim``), its targets and loss, ``train_student`` |
+| ``distill`` | a student's start (``slim``), its targets and loss (``keras_distillation_loss``) |
 | ``fold`` | ``fold_batch_norm``: a trained network for faster prediction, the same function |
 | ``io`` | ``load_keras_model`` (safe mode, clear errors), ``save_keras_model`` (atomic) |
 """
 from nnlib.cnn.augment import make_dataset, random_affine
+from nnlib.cnn.budgets import Q6_BUDGETS, Q7_BUDGETS, member_specs
+from nnlib.cnn.distill import keras_distillation_loss, slim
 from nnlib.cnn.ensemble import (
     Selection,
     ensemble,
@@ -32,7 +36,6 @@ from nnlib.cnn.ensemble import (
     with_tta,
 )
 from nnlib.cnn.io import load_keras_model, save_keras_model
-from nnlib.cnn.members import MEMBER_DEFAULTS, store_in_ensemble, train_member
 from nnlib.cnn.models import (
     ARCHITECTURES,
     BN_MOMENTUM,
@@ -41,13 +44,25 @@ from nnlib.cnn.models import (
     device_description,
     processor_name,
 )
-from nnlib.cnn.train import PATIENCE, TrainedRun, measure_throughput, stop_run, train_cnn
+from nnlib.cnn.recipes import (
+    CANDIDATES,
+    MEMBER_DEFAULTS,
+    candidate_dir,
+    store_in_ensemble,
+    train_candidate,
+    train_member,
+    train_student,
+)
+from nnlib.cnn.run_folder import TrainedRun, drop_weights, stop_run
+from nnlib.cnn.train import PATIENCE, measure_throughput, train_cnn
 
 __all__ = [
-    "ARCHITECTURES", "BN_MOMENTUM", "MEMBER_DEFAULTS", "PATIENCE", "Selection", "TrainedRun",
-    "build_cnn", "configure_tensorflow", "device_description", "ensemble",
-    "load_keras_model", "make_dataset", "measure_throughput", "member_scores",
-    "predict_keras", "processor_name", "random_affine", "save_keras_model", "select_members",
-    "stop_run",
-    "store_in_ensemble", "train_cnn", "train_member", "with_tta",
+    "ARCHITECTURES", "BN_MOMENTUM", "CANDIDATES", "MEMBER_DEFAULTS", "PATIENCE", "Q6_BUDGETS",
+    "Q7_BUDGETS", "Selection", "TrainedRun",
+    "build_cnn", "candidate_dir", "configure_tensorflow", "device_description",
+    "drop_weights", "ensemble", "keras_distillation_loss", "load_keras_model",
+    "make_dataset", "measure_throughput", "member_scores", "member_specs", "predict_keras",
+    "processor_name", "random_affine", "save_keras_model", "select_members", "slim",
+    "stop_run", "store_in_ensemble", "train_candidate", "train_cnn", "train_member",
+    "train_student", "with_tta",
 ]

@@ -1,9 +1,11 @@
 """Distillation into a small CNN: the student's start, a slimmed copy of a trained network
 (``slim``); its training targets (``distillation_targets``); and the Keras loss and
-accuracy that ``train_cnn`` trains on them (``distillation_loss``, ``label_accuracy``),
-the same loss as ``nnlib.classifiers.distillation_loss``. With the teacher itself rather
-than its cached probabilities, ``teaching_model`` runs it beside the student on each
-augmented batch ("consistent teaching", Beyer et al., 2022)."""
+accuracy that ``train_cnn`` trains on them (``keras_distillation_loss``,
+``label_accuracy``), the same loss as the NumPy ``nnlib.classifiers.distillation_loss``.
+With the teacher itself rather than its cached probabilities, ``teaching_model`` runs it
+beside the student on each augmented batch ("consistent teaching", Beyer et al., 2022).
+``distillation_setup`` is what ``train_cnn`` asks of this module; the recipe that trains a
+student (``train_student``) is in ``nnlib.cnn.recipes``."""
 from __future__ import annotations
 
 import functools
@@ -12,6 +14,7 @@ import numpy as np
 
 from nnlib.cnn.backend import import_keras
 from nnlib.cnn.models import ARCHITECTURES, build_cnn
+from nnlib.digest import arrays_digest
 
 
 def slim(model, arch):
@@ -109,7 +112,7 @@ def _loss_class():
     return DistillationLoss
 
 
-def distillation_loss(temperature, alpha, online=False):
+def keras_distillation_loss(temperature, alpha, online=False):
     """The Keras loss for ``distillation_targets``, or with ``online`` for the outputs of
     ``teaching_model`` (see ``DistillationLoss``)."""
     return _loss_class()(temperature, alpha, online)
@@ -137,7 +140,6 @@ def distillation_setup(num_classes, distillation, y_train, y_val, teacher=None):
     (and whatever else identifies the run). Without a teacher, y_train holds
     ``distillation_targets`` (their digest joins the settings); with one, class ids (N,)
     (the digest of the teacher's weights joins them)."""
-    from nnlib.cnn.stored import weights_digest
     t, alpha = distillation["temperature"], distillation["alpha"]
     if teacher is not None:
         labels = np.asarray(y_train)
@@ -145,16 +147,16 @@ def distillation_setup(num_classes, distillation, y_train, y_val, teacher=None):
             raise ValueError(f"with a teacher, y_train holds class ids (N,), got "
                              f"{labels.shape}")
         # column 0 of y_true is the class, as in distillation_targets
-        return ({**distillation, "teacher": weights_digest(teacher.get_weights())},
-                distillation_loss(t, alpha, online=True), label_accuracy(num_classes),
+        return ({**distillation, "teacher": arrays_digest(teacher.get_weights())},
+                keras_distillation_loss(t, alpha, online=True), label_accuracy(num_classes),
                 labels[:, None].astype(np.float32),
                 np.asarray(y_val)[:, None].astype(np.float32))
     y_train = np.asarray(y_train, dtype=np.float32)
     if y_train.ndim != 2 or y_train.shape[1] != num_classes + 1:
         raise ValueError(f"distillation needs y_train of shape (N, 1 + {num_classes}) from "
                          f"distillation_targets, got {y_train.shape}")
-    return ({**distillation, "targets": weights_digest([y_train])},
-            distillation_loss(t, alpha), label_accuracy(), y_train,
+    return ({**distillation, "targets": arrays_digest([y_train])},
+            keras_distillation_loss(t, alpha), label_accuracy(), y_train,
             distillation_targets(y_val, num_classes=num_classes))
 
 
@@ -162,7 +164,7 @@ def teaching_model(student, teacher, augment=None):
     """A Keras model that trains ``student`` beside a frozen ``teacher`` (both: images
     (N, 48, 48, 1) -> probabilities (N, C)): it maps images, augmented by the layer
     ``augment`` if given, to (N, 2C), the student's probabilities then the teacher's on
-    the same augmented images, for ``distillation_loss(..., online=True)``. The teacher
+    the same augmented images, for ``keras_distillation_loss(..., online=True)``. The teacher
     always predicts in inference mode and is set untrainable."""
     keras = import_keras()
     teacher.trainable = False
@@ -171,34 +173,3 @@ def teaching_model(student, teacher, augment=None):
     both = keras.layers.Concatenate(name="student_teacher")(
         [student(x), teacher(x, training=False)])
     return keras.Model(images, both, name="teaching")
-
-
-def train_student(start, arch, data, soft, run_dir, temperature, alpha, epochs, lr=5e-4,
-                  batch_size=64, patience=None, seed=0, jit_compile=False, verbose=2):
-    """Distil into ``slim(start, arch)``: ``train_cnn`` on ``data`` (X_train, y_train,
-    X_val, y_val as for ``train_cnn``) with the teacher's probabilities ``soft`` (N, C)
-    on the training images, softened at ``temperature`` and weighted by ``alpha``
-    against the true classes; resumable in ``run_dir``, read back when finished.
-    ``soft`` may instead be the teacher itself (a Keras model): it then labels each
-    augmented batch as the student sees it (``teaching_model``; its weights' digest
-    joins the settings).
-    ``patience``: None for ``train_cnn``'s; ``jit_compile``: True for Keras's JAX backend
-    (not part of the settings). Returns (the student with its best weights,
-    ``TrainedRun``)."""
-    from nnlib.classifiers import soften
-    from nnlib.cnn.models import configure_tensorflow
-    from nnlib.cnn.stored import weights_digest
-    from nnlib.cnn.train import PATIENCE, train_cnn
-
-    configure_tensorflow(seed=seed)
-    student = slim(start, arch)
-    online = not isinstance(soft, np.ndarray)
-    targets = (data["y_train"] if online
-               else distillation_targets(data["y_train"], soften(soft, temperature)))
-    run = train_cnn(student, {**data, "y_train": targets}, run_dir, epochs=epochs, lr=lr,
-                    batch_size=batch_size, seed=seed, verbose=verbose,
-                    patience=PATIENCE if patience is None else patience,
-                    jit_compile=jit_compile, teacher=soft if online else None,
-                    distillation=dict(temperature=float(temperature), alpha=float(alpha),
-                                      start=weights_digest(start.get_weights())))
-    return student, run

@@ -4,28 +4,15 @@ kept in another model file (an ensemble holding it as a member) loses its own
 them back from there, checked against their digest."""
 from __future__ import annotations
 
-import hashlib
 import json
 import os.path
 from pathlib import Path
 
-import numpy as np
-
 from nnlib.atomic import write_text
 from nnlib.cnn.io import load_keras_model
+from nnlib.digest import arrays_digest, file_sha256
 
 STORED_NAME = "stored.json"
-
-
-def weights_digest(weights, h=None):
-    """SHA-256 (hex) of a list of arrays (their dtypes, shapes and values), fed into the
-    hash ``h`` when given (e.g. one that has already read a file)."""
-    h = hashlib.sha256() if h is None else h
-    for w in weights:
-        w = np.ascontiguousarray(w)
-        h.update(f"{w.dtype.str}{w.shape}".encode())
-        h.update(w.tobytes())
-    return h.hexdigest()
 
 
 def find_layer(model, name):
@@ -74,7 +61,7 @@ def best_weights(run_dir):
                          f"{run_dir} (as {stored} says); restore that file, or delete "
                          f"{run_dir} to train this run again")
     weights = layer.get_weights()
-    if weights_digest(weights) != digest:
+    if arrays_digest(weights) != digest:
         raise ValueError(f"{path} no longer holds the best weights of {run_dir} (layer "
                          f"{name!r}, as {stored} says); restore that file, or delete "
                          f"{run_dir} to train this run again")
@@ -96,12 +83,12 @@ def store_run_weights(run_dir, holder_path, layer_name):
                          "can be stored elsewhere")
     weights = load_keras_model(best).get_weights()
     layer = find_layer(load_keras_model(holder_path), layer_name)
-    if layer is None or weights_digest(layer.get_weights()) != weights_digest(weights):
+    if layer is None or arrays_digest(layer.get_weights()) != arrays_digest(weights):
         raise ValueError(f"{holder_path} layer {layer_name!r} does not hold the best "
                          f"weights of {run_dir}; nothing was removed")
     write_text(run_dir / STORED_NAME, json.dumps({
         "file": os.path.relpath(holder_path, run_dir), "layer": layer_name,
-        "weights_sha256": weights_digest(weights),
+        "weights_sha256": arrays_digest(weights),
         # the removed file's digest: a warm restart from this run names it in its settings
         "file_sha256": file_digest(best)}, indent=1) + "\n")
     best.unlink()
@@ -114,4 +101,4 @@ def file_digest(path):
     stored = path.parent / STORED_NAME
     if not path.exists() and stored.exists():
         return json.loads(stored.read_text())["file_sha256"]
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return file_sha256(path)

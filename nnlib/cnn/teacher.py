@@ -3,19 +3,21 @@ file is named by a fingerprint of the teacher's file and of the images, so a re-
 reads it back and a changed teacher or data set computes it afresh."""
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from nnlib.atomic import atomic_open
-from nnlib.cnn.stored import weights_digest
-from nnlib.io import READ_ERRORS
+from nnlib.cnn.augment import as_images
+from nnlib.digest import arrays_digest, hash_file
+from nnlib.errors import READ_ERRORS
+from nnlib.loaded import LoadedModel
 
 
 def fingerprint(teacher_path, images):
     """SHA-256 (first 16 hex digits) of the teacher file's bytes and of the images."""
-    return weights_digest([images], hashlib.sha256(Path(teacher_path).read_bytes()))[:16]
+    return arrays_digest([images], hash_file(teacher_path))[:16]
 
 
 def teacher_probabilities(teacher_path, images, cache_dir, batch_size=256, progress=False):
@@ -32,10 +34,6 @@ def teacher_probabilities(teacher_path, images, cache_dir, batch_size=256, progr
                 return probs
         except READ_ERRORS:
             pass
-    from tqdm import tqdm
-
-    from nnlib.cnn.augment import as_images
-    from nnlib.evaluate import LoadedModel
     # as saved, not folded: the probabilities are training targets, and folding would
     # change them by about 1e-6 from those a trained student learnt from
     model = LoadedModel(teacher_path, fold=False).model

@@ -1,0 +1,123 @@
+"""The recipes that train a CNN as the notebooks do, each through one path
+(``train_recipe``: seeds set, the network built, ``train_cnn`` run, resumed or read back):
+Q6's ensemble members (``train_member``) and its candidates compared on validation
+(``train_candidate``), Q7's distilled student (``train_student``). The notebooks and the
+scripts both train through them, so that either reads back what the other trained. Once
+Q6's ensemble is saved, ``store_in_ensemble`` keeps each member's weights only there."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from nnlib.classifiers import soften
+from nnlib.cnn.distill import distillation_targets, slim
+from nnlib.cnn.models import build_cnn, configure_tensorflow
+from nnlib.cnn.run_folder import drop_weights
+from nnlib.cnn.stored import store_run_weights
+from nnlib.cnn.train import PATIENCE, train_cnn
+from nnlib.digest import arrays_digest
+
+MEMBER_DEFAULTS = dict(lr=1e-3, patience=PATIENCE, batch_size=64)
+
+# name -> the architecture and what differs from its defaults: build_cnn's overrides,
+# or train_cnn's batch_size and weight_decay (0 also drops the L2 penalty of the layers)
+CANDIDATES = {
+    "compact": dict(arch="compact"),
+    "tiny": dict(arch="tiny"),
+    "wide": dict(arch="wide"),
+    "vgg_small": dict(arch="vgg_small"),
+    "compact, no dropout": dict(arch="compact", dropout=0.0),
+    "compact, no dense layer": dict(arch="compact", dense=0),
+    "compact, no weight decay": dict(arch="compact", weight_decay=0.0),
+    "compact, batch 128": dict(arch="compact", batch_size=128),
+}
+TRAIN_KEYS = ("batch_size", "weight_decay")
+
+
+def train_recipe(seed, build, data, run_dir, **train):
+    """Every recipe's one path: seeds everywhere (``configure_tensorflow(seed=seed)``),
+    then ``build()`` the network, then ``train_cnn`` it on ``data`` in ``run_dir`` with
+    ``seed`` and the keyword arguments ``train``. Returns (the model with its best weights,
+    ``TrainedRun``)."""
+    configure_tensorflow(seed=seed)
+    model = build()
+    return model, train_cnn(model, data, run_dir, seed=seed, **train)
+
+
+def train_member(spec, member_dir, data, jit_compile=False, verbose=2):
+    """Train, resume or read back one ensemble member in ``member_dir / f"seed{seed}"``.
+
+    spec: ``seed``, ``arch``, ``epochs``; optionally ``lr``, ``patience``, ``batch_size``
+    (else ``MEMBER_DEFAULTS``) and ``init``, the seed of a member in ``member_dir`` whose
+    best weights start this one (a warm restart). The Q6 notebook and
+    ``scripts/train_q6_member.py`` both train through this, so that either reads back
+    what the other trained. Returns (the model with its best weights, ``TrainedRun``).
+    """
+    spec = {**MEMBER_DEFAULTS, **spec}
+    member_dir = Path(member_dir)
+    init = spec.get("init")
+    return train_recipe(
+        spec["seed"], lambda: build_cnn(spec["arch"]), data, member_dir / f"seed{spec['seed']}",
+        epochs=spec["epochs"], batch_size=spec["batch_size"], lr=spec["lr"],
+        patience=spec["patience"], jit_compile=jit_compile, verbose=verbose,
+        init=None if init is None else member_dir / f"seed{init}" / "best.keras")
+
+
+def store_in_ensemble(ensemble_path, member_dir, seeds):
+    """Keep the weights of the members ``seeds`` (in the order of the saved ensemble's
+    ``member_0``, ``member_1``, ...) only in ``ensemble_path``: each member folder keeps its
+    run record and history and says where its weights are; ``train_member`` reads them
+    back from there. Returns the seeds whose ``best.keras`` was removed."""
+    if len(seeds) < 2:  # a one-model "ensemble" is the model itself: no member layers
+        return []
+    member_dir = Path(member_dir)
+    return [seed for i, seed in enumerate(seeds)
+            if store_run_weights(member_dir / f"seed{seed}", ensemble_path, f"member_{i}")]
+
+
+def candidate_dir(name, seed):
+    """The folder name of one run: "compact, no dropout", seed 1 -> "compact-no-dropout_seed1"."""
+    return "-".join(name.replace(",", "").split()) + f"_seed{seed}"
+
+
+def train_candidate(name, data, run_root, epochs, seed, jit_compile=False, verbose=0):
+    """Train (or read back) candidate ``name`` of CANDIDATES with ``seed`` for ``epochs``
+    in ``run_root / candidate_dir(name, seed)``, then drop its weights (``drop_weights``:
+    the comparison keeps each run's history and record, so a re-run reads it back).
+    Returns (parameters, ``TrainedRun``)."""
+    spec = dict(CANDIDATES[name])
+    arch = spec.pop("arch")
+    train = {k: spec.pop(k) for k in TRAIN_KEYS if k in spec}
+    run_dir = Path(run_root) / candidate_dir(name, seed)
+    model, run = train_recipe(
+        seed, lambda: build_cnn(arch, l2=train.get("weight_decay", 1e-4), **spec), data,
+        run_dir, epochs=epochs, jit_compile=jit_compile, verbose=verbose, **train)
+    if (run_dir / "best.keras").exists():
+        drop_weights(run_dir)
+    return model.count_params(), run
+
+
+def train_student(start, arch, data, soft, run_dir, temperature, alpha, epochs, lr=5e-4,
+                  batch_size=64, patience=None, seed=0, jit_compile=False, verbose=2):
+    """Distil into ``slim(start, arch)``: ``train_cnn`` on ``data`` (X_train, y_train,
+    X_val, y_val as for ``train_cnn``) with the teacher's probabilities ``soft`` (N, C)
+    on the training images, softened at ``temperature`` and weighted by ``alpha``
+    against the true classes; resumable in ``run_dir``, read back when finished.
+    ``soft`` may instead be the teacher itself (a Keras model): it then labels each
+    augmented batch as the student sees it (``teaching_model``; its weights' digest
+    joins the settings).
+    ``patience``: None for ``train_cnn``'s; ``jit_compile``: True for Keras's JAX backend
+    (not part of the settings). Returns (the student with its best weights,
+    ``TrainedRun``)."""
+    online = not isinstance(soft, np.ndarray)
+    # NumPy and the start's weights only (no random draws): the same before the seeds
+    targets = (data["y_train"] if online
+               else distillation_targets(data["y_train"], soften(soft, temperature)))
+    distillation = dict(temperature=float(temperature), alpha=float(alpha),
+                        start=arrays_digest(start.get_weights()))
+    return train_recipe(
+        seed, lambda: slim(start, arch), {**data, "y_train": targets}, run_dir, epochs=epochs,
+        lr=lr, batch_size=batch_size, verbose=verbose,
+        patience=PATIENCE if patience is None else patience, jit_compile=jit_compile,
+        teacher=soft if online else None, distillation=distillation)
