@@ -121,7 +121,7 @@ def select_members(scores, y, views):
 
     scores: ``member_scores``'s dict {(i, view): (N, C)}; y: (N,) true classes;
     views: the view names, cheapest first. Returns a ``Selection``."""
-    import pandas as pd
+    import pandas as pd  # here: half a second to import, and only this needs it
     views = list(views)
     y = np.asarray(y)
     n = 1 + max(i for i, _ in scores)

@@ -3,6 +3,7 @@
 ``.keras`` models."""
 from __future__ import annotations
 
+import json
 import re
 import zipfile
 from pathlib import Path
@@ -102,5 +103,4 @@ def save_keras_model(model, path):
 
 def _architecture(model):
     """The layers of ``model`` as JSON-ready data (no compile settings)."""
-    import json
     return json.loads(model.to_json())["config"]

@@ -86,6 +86,7 @@ def device_description():
     """Where Keras computes: its backend and the processor, e.g. "jax, NVIDIA H100"."""
     keras = import_keras()
     backend = keras.backend.backend()
+    # each backend's own module, imported only with that backend (it may be absent)
     if backend == "jax":
         import jax
         d = jax.devices()[0]
