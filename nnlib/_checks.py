@@ -86,7 +86,6 @@ def check_solver_options(s, monitors):
 def check_solver_data(data, num_classes):
     """Raise unless ``data`` holds numeric, finite, non-empty training and validation
     splits whose samples have one shape and whose labels fit ``num_classes`` (if known)."""
-    from nnlib.classifiers import hard_labels  # it imports this module
     missing = {"X_train", "y_train", "X_val", "y_val"} - set(data)
     if missing:
         raise ValueError(f"Solver: data is missing {sorted(missing)}; it needs "
@@ -108,3 +107,9 @@ def check_solver_data(data, num_classes):
     if shapes[0] != shapes[1]:
         raise ValueError(f"Solver: the samples of X_val have shape {shapes[1]} but those of "
                          f"X_train {shapes[0]}; give both splits the same preprocessing")
+
+
+def hard_labels(y):
+    """The class ids of ``y``: plain labels as they are, ``soft_labels`` by their field."""
+    y = np.asarray(y)
+    return y["label"] if y.dtype.names else y

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nnlib._checks import check_array, check_labels
+from nnlib._checks import check_array, check_labels, hard_labels  # noqa: F401 (public)
 
 
 def softmax(logits, y):
@@ -115,9 +115,3 @@ def soft_labels(y, probs):
     out = np.empty(len(y), dtype=[("label", np.int64), ("soft", np.float32, probs.shape[1])])
     out["label"], out["soft"] = y, probs
     return out
-
-
-def hard_labels(y):
-    """The class ids of ``y``: plain labels as they are, ``soft_labels`` by their field."""
-    y = np.asarray(y)
-    return y["label"] if y.dtype.names else y

@@ -17,6 +17,8 @@ import numpy as np
 
 from nnlib.atomic import atomic_open
 from nnlib.errors import READ_ERRORS  # noqa: F401 (nnlib.io.READ_ERRORS, as before)
+from nnlib.fcnet import FullyConnectedNet
+from nnlib.preprocess import Preprocessor
 
 FORMAT = "nnlib.FullyConnectedNet/1"
 META_KEYS = {"format", "model", "info", "preprocessor"}
@@ -43,7 +45,6 @@ def save_model(path, model, preprocessor=None, info=None):
     info: optional JSON-able dict stored alongside (class names, metrics, ...).
     The file is replaced atomically: a killed save leaves the old file intact.
     """
-    from nnlib.fcnet import FullyConnectedNet
     if not isinstance(model, FullyConnectedNet):
         raise TypeError(f"save_model expects a FullyConnectedNet, got {type(model).__name__}")
     meta = {"format": FORMAT, "model": model.config(), "info": info or {},
@@ -148,7 +149,6 @@ def _positive_int(value):
 def _read_network(path, cfg, arrays):
     """Check the architecture against the stored weights, then build the network (the
     weights' shapes bound the allocation, so an absurd header cannot exhaust memory)."""
-    from nnlib.fcnet import FullyConnectedNet
     _check_keys(path, "model config", cfg, MODEL_KEYS,
                 required={"hidden_dims", "input_dim", "num_classes"})
     hidden = cfg["hidden_dims"]
@@ -186,7 +186,6 @@ def _read_network(path, cfg, arrays):
 def _read_preprocessor(path, cfg, arrays, input_dim):
     """Check the preprocessing against the network's input (each statistic's exact shape:
     one that merely broadcasts would subtract the wrong values), then build it."""
-    from nnlib.preprocess import Preprocessor
     _check_keys(path, "preprocessor config", cfg, PRE_KEYS, required=PRE_KEYS)
     stats = {k[4:]: v for k, v in arrays.items() if k.startswith("pre/")}
     needed = {"mean", "std"} | ({"whitening"} if cfg["zca"] is not None else set())

@@ -25,6 +25,7 @@ import sys
 import time
 from pathlib import Path
 
+from nnlib.atomic import temporary_path, write_text
 from nnlib.credentials import password_of, without_password
 from nnlib.export import PROFILES
 from nnlib.paths import FIGURES_DIR, GENERATED_DIR, MODELS_DIR, NOTEBOOKS_DIR, PROJ_ROOT, RUNS_DIR
@@ -158,7 +159,6 @@ def _without_injected_parameters(path):
     is given no parameters, and its values would override the profile."""
     import nbformat
 
-    from nnlib.atomic import write_text
     nb = nbformat.read(path, as_version=4)
     nb.cells = [c for c in nb.cells
                 if "injected-parameters" not in c.metadata.get("tags", [])]
@@ -186,7 +186,6 @@ def restore(roots, store, aside):
     added since is moved to ``aside``/<folder name>/, a changed or removed one replaced by
     its copy, atomically (a changed one is first copied to ``aside``), an unchanged one
     left alone. Returns the paths put back or moved away. Ctrl-C waits until it is done."""
-    from nnlib.atomic import temporary_path
 
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
@@ -224,7 +223,6 @@ def run_notebook(nb, target, roots=(), parameters=None, timeout=None):
     import nbformat
     import papermill as pm
 
-    from nnlib.atomic import write_text
     work = RUNS_DIR / "pipeline"
     executed, log_path, store = work / nb.name, work / f"{nb.stem}.log", work / "snapshot"
     snapshot(roots, store)  # makes runs/pipeline/ too
