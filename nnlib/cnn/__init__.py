@@ -30,6 +30,7 @@ from nnlib.cnn.distill import keras_distillation_loss, slim
 from nnlib.cnn.ensemble import (
     Selection,
     ensemble,
+    keras_accuracy,
     member_scores,
     predict_keras,
     select_members,
@@ -60,7 +61,7 @@ __all__ = [
     "ARCHITECTURES", "BN_MOMENTUM", "CANDIDATES", "MEMBER_DEFAULTS", "PATIENCE", "Q6_BUDGETS",
     "Q7_BUDGETS", "Selection", "TrainedRun",
     "build_cnn", "candidate_dir", "configure_tensorflow", "device_description",
-    "drop_weights", "ensemble", "keras_distillation_loss", "load_keras_model",
+    "drop_weights", "ensemble", "keras_accuracy", "keras_distillation_loss", "load_keras_model",
     "make_dataset", "measure_throughput", "member_scores", "member_specs", "predict_keras",
     "processor_name", "random_affine", "save_keras_model", "select_members", "slim",
     "stop_run", "store_in_ensemble", "train_candidate", "train_cnn", "train_member",

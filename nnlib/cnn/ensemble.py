@@ -84,6 +84,13 @@ def ensemble(models):
     return keras.Model(inputs, outputs, name=f"ensemble_{len(models)}")
 
 
+def keras_accuracy(model, X, y, flip=False):
+    """Accuracy on labels ``y`` (N,) of a Keras classifier for images ``X`` (N, H, W, 1)
+    float32, alone or (``flip``) under its mirror view (``with_tta``), in batches of 256."""
+    scores = (with_tta(model) if flip else model).predict(X, batch_size=256, verbose=0)
+    return float(np.mean(np.asarray(scores).argmax(1) == y))
+
+
 def predict_keras(model, images, batch_size=256):
     """Class ids (N,) for uint8 images (N, 48, 48) or (N, 48, 48, 1)."""
     return np.asarray(model.predict(as_images(images), batch_size=batch_size,
