@@ -21,18 +21,23 @@ def sgd(w, dw, config=None):
     return w, config
 
 
+def _momentum_state(w, config):
+    """``config`` (a new dict if None) with the momentum rules' defaults, learning_rate
+    1e-2 and momentum 0.9, and its velocity: zeros like ``w`` on the first step."""
+    config = {} if config is None else config
+    config.setdefault("learning_rate", 1e-2)
+    config.setdefault("momentum", 0.9)
+    v = config.get("velocity")
+    return config, np.zeros_like(w) if v is None else v
+
+
 def sgd_momentum(w, dw, config=None):
     """SGD with (heavy-ball) momentum.
 
     ``v = momentum * v - learning_rate * dw``; ``w += v``.
     config: learning_rate (1e-2), momentum (0.9), velocity (zeros like w).
     """
-    config = {} if config is None else config
-    config.setdefault("learning_rate", 1e-2)
-    config.setdefault("momentum", 0.9)
-    v = config.get("velocity")
-    if v is None:
-        v = np.zeros_like(w)
+    config, v = _momentum_state(w, config)
     v *= w.dtype.type(config["momentum"])
     v -= w.dtype.type(config["learning_rate"]) * dw
     w += v
@@ -46,12 +51,7 @@ def nesterov_momentum(w, dw, config=None):
     ``v_new = mu * v - lr * dw``; ``w += -mu * v + (1 + mu) * v_new``.
     config: learning_rate (1e-2), momentum (0.9), velocity (zeros like w).
     """
-    config = {} if config is None else config
-    config.setdefault("learning_rate", 1e-2)
-    config.setdefault("momentum", 0.9)
-    v = config.get("velocity")
-    if v is None:
-        v = np.zeros_like(w)
+    config, v = _momentum_state(w, config)
     mu = w.dtype.type(config["momentum"])
     w -= mu * v
     v *= mu
