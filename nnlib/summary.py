@@ -11,12 +11,12 @@ def fcnet_layers(model):
 
     rows, fan_in = [], model.input_dim
     for units in model.hidden_dims:
-        rows.append(("Linear", f"{fan_in} -> {units}", units, fan_in * units + units))
+        rows.append(("Linear", f"{fan_in:,} to {units:,}", units, fan_in * units + units))
         rows.append(("ReLU", "", units, 0))
         if model.dropout:
-            rows.append(("Dropout", f"p = {model.dropout:g} (training only)", units, 0))
+            rows.append(("Dropout", f"p = {model.dropout:.2f} (training only)", units, 0))
         fan_in = units
-    rows.append(("Linear", f"{fan_in} -> {model.num_classes}", model.num_classes,
+    rows.append(("Linear", f"{fan_in:,} to {model.num_classes}", model.num_classes,
                  fan_in * model.num_classes + model.num_classes))
     rows.append(("Softmax", "class probabilities", model.num_classes, 0))
     return pd.DataFrame(rows, columns=["layer", "settings", "output shape", "parameters"])
