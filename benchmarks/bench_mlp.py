@@ -2,12 +2,17 @@
 
 Both train with SGD + momentum, batch 128, float32, on the same random data in the same
 run, twice: on the idle machine, and while a busy process of its own keeps one core
-busy (started before and stopped after that case). Prints samples/s of each, their
-ratios, and the fraction of the machine's float32 GEMM peak (measured here with NumPy)
-that nnlib reaches; under load also nnlib with BLAS's own thread count (NNLIB_THREADS=all),
-which is what nnlib's thread policy (nnlib.threads) replaces.
+busy (started before and stopped after that case). Keras runs twice: ``model.fit`` as a
+user compiles it with an accuracy metric, and with no metric (the same work as nnlib's
+step: forward, backward, update; nnlib measures accuracy once an epoch on 1,000 training
+and 1,000 validation samples, which its figure includes). Each case is measured
+``--rounds`` times, the variants interleaved; printed: the median samples/s of each, the
+spread (lowest to highest), the ratios of the medians, and the fraction of the
+machine's float32 GEMM peak (measured here with NumPy) that nnlib reaches; under load
+also nnlib with BLAS's own thread count (NNLIB_THREADS=all), which is what nnlib's
+thread policy (nnlib.threads) replaces.
 
-    python benchmarks/bench_mlp.py [--samples 20480] [--epochs 3] [--json OUT]
+    python benchmarks/bench_mlp.py [--samples 20480] [--epochs 3] [--rounds 5] [--json OUT]
 """
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ import argparse
 import contextlib
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -61,7 +67,7 @@ def bench_nnlib(X, y, epochs, batch_size):
     return epochs * len(X) / (time.perf_counter() - t)
 
 
-def bench_keras(X, y, epochs, batch_size):
+def bench_keras(X, y, epochs, batch_size, metrics=("accuracy",)):
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     import keras
     keras.utils.set_random_seed(0)
@@ -71,7 +77,7 @@ def bench_keras(X, y, epochs, batch_size):
                               keras.layers.Dense(DIMS[3])])
     model.compile(optimizer=keras.optimizers.SGD(1e-3, momentum=0.9),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"])
+                  metrics=list(metrics))
     model.fit(X, y, batch_size=batch_size, epochs=1, verbose=0)  # warm-up (tracing)
     t = time.perf_counter()
     model.fit(X, y, batch_size=batch_size, epochs=epochs, verbose=0)
@@ -79,7 +85,7 @@ def bench_keras(X, y, epochs, batch_size):
 
 
 @contextlib.contextmanager
-def one_core_busy(seconds=600):
+def one_core_busy(seconds=3600):
     """A process that keeps one core busy (a spinning loop) for the block, at most
     ``seconds``; stopped when the block ends."""
     spin = f"import time\nend = time.time() + {seconds}\nwhile time.time() < end: pass"
@@ -105,18 +111,38 @@ def env(name, value):
             os.environ[name] = old
 
 
+VARIANTS = {  # name -> (label, samples/s of one round)
+    "nnlib": ("nnlib Solver.train", lambda X, y, a: bench_nnlib(X, y, a.epochs, a.batch_size)),
+    "keras": ("Keras fit, accuracy metric",
+              lambda X, y, a: bench_keras(X, y, a.epochs, a.batch_size)),
+    "keras_plain": ("Keras fit, no metric",
+                    lambda X, y, a: bench_keras(X, y, a.epochs, a.batch_size, metrics=())),
+}
+
+
 def measure(X, y, args, label):
+    """Each variant ``args.rounds`` times, interleaved; returns a row of medians, spreads
+    and ratios (nnlib's median over each Keras variant's)."""
     from nnlib import threads
-    threads._measured.clear()  # measure the idle cores afresh for this case
-    ours = bench_nnlib(X, y, args.epochs, args.batch_size)
-    row = {"nnlib_samples_per_s": round(ours)}
-    print(f"{label:6} nnlib Solver.train    {ours:8.0f} samples/s")
-    if not args.skip_keras:
-        theirs = bench_keras(X, y, args.epochs, args.batch_size)
-        print(f"{label:6} Keras 3 model.fit     {theirs:8.0f} samples/s")
-        print(f"{label:6} ratio nnlib / Keras   {ours / theirs:8.2f}x")
-        row.update(keras_samples_per_s=round(theirs), ratio=round(ours / theirs, 2))
-    return ours, row
+    names = ["nnlib"] + ([] if args.skip_keras else ["keras", "keras_plain"])
+    rates = {n: [] for n in names}
+    for _ in range(args.rounds):
+        for n in names:
+            threads._measured.clear()  # nnlib measures the idle cores afresh each time
+            rates[n].append(VARIANTS[n][1](X, y, args))
+    row = {}
+    for n in names:
+        med = statistics.median(rates[n])
+        row[n] = {"median": round(med), "low": round(min(rates[n])), "high": round(max(rates[n]))}
+        print(f"{label:6} {VARIANTS[n][0]:28} {med:8.0f} samples/s "
+              f"({min(rates[n]):.0f} to {max(rates[n]):.0f})")
+    for n in names[1:]:
+        row[f"ratio_{n}"] = round(row["nnlib"]["median"] / row[n]["median"], 2)
+        per_round = [a / b for a, b in zip(rates["nnlib"], rates[n])]
+        row[f"ratio_{n}_rounds"] = [round(min(per_round), 2), round(max(per_round), 2)]
+        print(f"{label:6} ratio nnlib / {VARIANTS[n][0]:15} {row[f'ratio_{n}']:.2f}x "
+              f"(rounds {min(per_round):.2f} to {max(per_round):.2f})")
+    return row["nnlib"]["median"], row
 
 
 def main(argv=None):
@@ -124,6 +150,7 @@ def main(argv=None):
     parser.add_argument("--samples", type=int, default=20480)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--skip-keras", action="store_true")
     parser.add_argument("--skip-loaded", action="store_true")
     parser.add_argument("--json", help="also write the figures to this JSON file")
@@ -140,12 +167,14 @@ def main(argv=None):
     print(f"idle   nnlib at {frac:.0%} of the sgemm peak")
     results = {"sgemm_gflops": round(peak / 1e9, 1), "cores": os.cpu_count(),
                "batch_size": args.batch_size, "samples": args.samples, "epochs": args.epochs,
+               "rounds": args.rounds,
                "idle": dict(idle, nnlib_fraction_of_peak=round(frac, 3))}
     if not args.skip_loaded:
         with one_core_busy():
             _, loaded = measure(X, y, args, "loaded")
             with env("NNLIB_THREADS", "all"):
-                plain = bench_nnlib(X, y, args.epochs, args.batch_size)
+                plain = statistics.median(bench_nnlib(X, y, args.epochs, args.batch_size)
+                                          for _ in range(args.rounds))
             print(f"loaded nnlib, BLAS's own threads {plain:8.0f} samples/s")
         results["loaded"] = dict(loaded, nnlib_blas_default_samples_per_s=round(plain))
     if args.json:

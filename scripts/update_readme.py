@@ -90,19 +90,25 @@ def results_block():
 
 def bench_block():
     b = load("benchmarks/results.json")
-    if not b or "idle" not in b:
+    if not b or "idle" not in b or "nnlib" not in b["idle"]:
         return "Run `make bench` to measure."
-    rows = ["| machine | nnlib `Solver.train` | Keras 3 `model.fit` (TensorFlow) | ratio |",
-            "| --- | --- | --- | --- |"]
+
+    def rate(r):
+        return f"{r['median']:,} ({r['low']:,} to {r['high']:,})"
+
+    rows = ["| machine | nnlib `Solver.train` | Keras `fit`, no metric (the same work) | ratio "
+            "| Keras `fit`, accuracy metric | ratio |", "| --- | --- | --- | --- | --- | --- |"]
     for case, label in (("idle", "idle"), ("loaded", "one core busy with another process")):
         r = b.get(case)
-        if r:
-            rows.append(f"| {label} | {r['nnlib_samples_per_s']:,} samples/s | "
-                        f"{r.get('keras_samples_per_s', 0):,} samples/s | "
-                        f"**{r.get('ratio', float('nan')):.2f}x** |")
-    text = [*rows, "", f"Idle, nnlib runs at {100 * b['idle']['nnlib_fraction_of_peak']:.0f}% "
-            f"of the float32 GEMM peak measured in the same run ({b['sgemm_gflops']} GFLOP/s, "
-            f"{b.get('cores', 2)} cores)."]
+        if r and "keras_plain" in r:
+            rows.append(f"| {label} | {rate(r['nnlib'])} | {rate(r['keras_plain'])} | "
+                        f"**{r['ratio_keras_plain']:.2f}x** | {rate(r['keras'])} | "
+                        f"{r['ratio_keras']:.2f}x |")
+    text = [*rows, "", f"Samples/s, the median of {b['rounds']} rounds (lowest to highest), "
+            "the variants interleaved. Idle, nnlib runs at "
+            f"{100 * b['idle']['nnlib_fraction_of_peak']:.0f}% of the float32 GEMM peak "
+            f"measured in the same run ({b['sgemm_gflops']} GFLOP/s, {b.get('cores', 2)} "
+            "cores)."]
     if "loaded" in b:
         text[-1] += (f" Under load, nnlib with BLAS's own thread count (before its thread "
                      f"policy) ran {b['loaded']['nnlib_blas_default_samples_per_s']:,} "
