@@ -14,7 +14,6 @@ import copy
 import hashlib
 import json
 import os
-import socket
 import tempfile
 import warnings
 from pathlib import Path
@@ -23,11 +22,7 @@ import numpy as np
 
 from nnlib.atomic import TMP_PREFIX, atomic_open
 from nnlib.errors import READ_ERRORS
-
-try:
-    import fcntl
-except ImportError:  # Windows: no flock, so checkpoint folders are not locked there
-    fcntl = None
+from nnlib.locks import LockHeld, acquire, release
 
 VERSION = 2
 FILE_NAME, LOCK_NAME = "checkpoint.npz", "checkpoint.lock"
@@ -74,27 +69,17 @@ def locked(folder):
     path = folder / LOCK_NAME
     check_writable(folder)
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        fd = acquire(path)
+    except LockHeld as e:
+        raise CheckpointInUseError(
+            f"checkpoint_dir {folder} is in use by {e.holder} (it holds {path}); wait until "
+            "that run has finished, or give this one another checkpoint_dir") from None
     except OSError as e:
         raise _unwritable(f"lock file {path}", e) from None
     try:
-        if fcntl is not None:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = os.pread(fd, 256, 0).decode(errors="replace").strip()
-                raise CheckpointInUseError(
-                    f"checkpoint_dir {folder} is in use by {holder or 'another process'} "
-                    f"(it holds {path}); wait until that run has finished, or give this one "
-                    "another checkpoint_dir") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"process {os.getpid()} on {socket.gethostname()}\n".encode())
-        try:
-            yield path
-        finally:
-            os.ftruncate(fd, 0)  # the holder is named only while it holds the lock
+        yield path
     finally:
-        os.close(fd)  # releases the lock
+        release(fd)
 
 
 @contextlib.contextmanager

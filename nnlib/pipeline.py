@@ -28,6 +28,7 @@ from pathlib import Path
 from nnlib.atomic import temporary_path, write_text
 from nnlib.credentials import password_of, without_password
 from nnlib.export import PROFILES
+from nnlib.locks import LockHeld, acquire, release
 from nnlib.paths import FIGURES_DIR, GENERATED_DIR, MODELS_DIR, NOTEBOOKS_DIR, PROJ_ROOT, RUNS_DIR
 
 
@@ -37,6 +38,10 @@ class UsageError(ValueError):
 
 class NotebookFailed(RuntimeError):
     """A notebook raised; the files it had changed are as before (exit status 1)."""
+
+
+class SnapshotMissing(RuntimeError):
+    """The copy of the tracked folders taken before a run is gone: nothing is restored."""
 
 
 class Interrupted(KeyboardInterrupt):
@@ -101,6 +106,9 @@ _NOISE = re.compile(
 # the plain-text fallback of a result shown as HTML (a styled table): an object's address
 _OBJECT_REPR = re.compile(r"^<[\w.]+(?: object)? at 0x[0-9a-f]+>$")
 
+
+COMPLETE = "COMPLETE"  # in a snapshot's folder once every file is copied
+LOCK = "pipeline.lock"  # in runs/pipeline/: one run of the pipeline at a time per checkout
 
 # papermill's timestamps and durations, of the run and of each cell
 VOLATILE = ("start_time", "end_time", "duration")
@@ -171,7 +179,8 @@ def _files(folder):
 
 
 def snapshot(roots, store):
-    """Copy each folder of ``roots`` into ``store``/<its position>."""
+    """Copy each folder of ``roots`` into ``store``/<its position>; the file COMPLETE
+    marks a snapshot that holds every file."""
     shutil.rmtree(store, ignore_errors=True)
     store.mkdir(parents=True)
     for k, root in enumerate(roots):
@@ -179,6 +188,7 @@ def snapshot(roots, store):
             copy = store / str(k) / path.relative_to(root)
             copy.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, copy)
+    (store / COMPLETE).write_text("\n".join(str(r) for r in roots) + "\n")
 
 
 def restore(roots, store, aside):
@@ -187,6 +197,11 @@ def restore(roots, store, aside):
     its copy, atomically (a changed one is first copied to ``aside``), an unchanged one
     left alone. Returns the paths put back or moved away. Ctrl-C waits until it is done."""
 
+    if not (store / COMPLETE).is_file():  # never move a file without its copy at hand
+        raise SnapshotMissing(f"the copy of {', '.join(f'{_shown(r)}/' for r in roots)} "
+                              f"taken before the run ({_shown(store)}) is missing, so "
+                              "nothing was put back or moved: `git status` shows what the "
+                              "failed run changed")
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         shutil.rmtree(aside, ignore_errors=True)
@@ -225,7 +240,9 @@ def run_notebook(nb, target, roots=(), parameters=None, timeout=None):
 
     work = RUNS_DIR / "pipeline"
     executed, log_path, store = work / nb.name, work / f"{nb.stem}.log", work / "snapshot"
-    snapshot(roots, store)  # makes runs/pipeline/ too
+    work.mkdir(parents=True, exist_ok=True)
+    if roots:
+        snapshot(roots, store)
     try:
         # the kernel is killed at once when the run ends or is interrupted: one shut down
         # gracefully goes on with an interrupted cell a while, printing a traceback
@@ -239,10 +256,13 @@ def run_notebook(nb, target, roots=(), parameters=None, timeout=None):
         write_text(target, nbformat.writes(done) + "\n")
     except BaseException as e:
         aside = work / "failed" / nb.stem
-        changed = restore(roots, store, aside)
         see = f"see {_shown(executed)} and {_shown(log_path)}"
-        if roots:
-            see += f"; {', '.join(f'{_shown(r)}/' for r in roots)} are as they were"
+        try:
+            changed = restore(roots, store, aside) if roots else []
+            if roots:
+                see += f"; {', '.join(f'{_shown(r)}/' for r in roots)} are as they were"
+        except SnapshotMissing as missing:
+            changed, see = [], f"{see}; {missing}"
         if changed:
             see += f" (the files of the failed run: {_shown(aside)}/)"
         ename = getattr(e, "ename", type(e).__name__)
@@ -252,7 +272,8 @@ def run_notebook(nb, target, roots=(), parameters=None, timeout=None):
         error = " ".join(f"{ename}: {getattr(e, 'evalue', e)}".split())
         raise NotebookFailed(f"{nb.name} failed{cell}: {error}; {see}") from None
     executed.unlink()
-    shutil.rmtree(store)
+    if roots:
+        shutil.rmtree(store)
 
 
 def _shown(path):
@@ -277,10 +298,21 @@ def run(profile, only=None, timeout=None, params=None):
     out_dir = NOTEBOOKS_DIR if profile == "full" else RUNS_DIR / profile / "notebooks"
     out_dir.mkdir(parents=True, exist_ok=True)
     roots = (FIGURES_DIR, GENERATED_DIR, MODELS_DIR) if profile == "full" else ()
-    for nb in tqdm(todo, desc=f"notebooks ({profile})", unit="nb"):
-        start = time.time()
-        run_notebook(nb, out_dir / nb.name, roots, given[nb], timeout)
-        tqdm.write(f"{nb.name}: {time.time() - start:.0f} s")
+    work = RUNS_DIR / "pipeline"
+    work.mkdir(parents=True, exist_ok=True)
+    try:  # two runs would share runs/pipeline/ (its notebooks, logs and snapshot)
+        fd = acquire(work / LOCK)
+    except LockHeld as e:
+        raise UsageError(f"another run of the pipeline, {e.holder}, is using this checkout "
+                         f"(it holds {_shown(work / LOCK)}); wait until it has finished") \
+            from None
+    try:
+        for nb in tqdm(todo, desc=f"notebooks ({profile})", unit="nb"):
+            start = time.time()
+            run_notebook(nb, out_dir / nb.name, roots, given[nb], timeout)
+            tqdm.write(f"{nb.name}: {time.time() - start:.0f} s")
+    finally:
+        release(fd)
 
 
 def _fail(status, message):

@@ -276,9 +276,11 @@ def test_restore_puts_every_file_back_and_keeps_the_run_s_aside(tmp_path, monkey
     store.mkdir()
     (store / "stale").write_bytes(b"stale")
     pipeline.snapshot(roots, store)
-    assert tree(store) == {"0/change.pdf": b"old", "0/keep.txt": b"keep",
-                           "0/sub/deep/kept.txt": b"deep", "0/sub/gone.txt": b"gone",
-                           "1/q1.tex": b"tex"}
+    saved = tree(store)
+    assert saved.pop("COMPLETE") == "".join(f"{r}\n" for r in roots).encode()
+    assert saved == {"0/change.pdf": b"old", "0/keep.txt": b"keep",
+                     "0/sub/deep/kept.txt": b"deep", "0/sub/gone.txt": b"gone",
+                     "1/q1.tex": b"tex"}
     before, kept = tree(tmp_path / "figures"), (figures / "keep.txt").stat().st_ino
     # the run: changes one file, removes one, adds some (one in a folder it makes)
     (figures / "change.pdf").write_bytes(b"new")
@@ -343,7 +345,7 @@ def test_a_notebook_that_ran_replaces_the_tracked_one_cleaned(project, monkeypat
         {"n": 1}, str(project / "notebooks"), 7)
     assert (call["log_output"], call["progress_bar"], call["shutdown_kernel"]) == (
         True, True, "immediate")
-    assert call["saved"] == ["0/q1.pdf"]
+    assert call["saved"] == ["0/q1.pdf", "COMPLETE"]
     done = nbformat.read(target, as_version=4)
     assert [dict(o) for o in done.cells[-1].outputs] == [
         {"output_type": "stream", "name": "stdout", "text": "ran\n"}]
@@ -429,6 +431,57 @@ def test_ctrl_c_in_the_pipeline_or_the_kernel_puts_the_files_back(project, monke
     assert tree(project) == before
 
 
+def test_restore_moves_nothing_without_its_complete_snapshot(tmp_path):
+    figures = tmp_path / "figures"
+    figures.mkdir()
+    (figures / "q1.pdf").write_bytes(b"tracked")
+    store = tmp_path / "store"
+    for made in (False, True):  # no snapshot at all; one cut short (no COMPLETE)
+        if made:
+            pipeline.snapshot((figures,), store)
+            (store / pipeline.COMPLETE).unlink()
+        with pytest.raises(pipeline.SnapshotMissing, match="nothing was put back or moved"):
+            pipeline.restore((figures,), store, tmp_path / "aside")
+        assert tree(figures) == {"q1.pdf": b"tracked"}
+        assert not (tmp_path / "aside").exists()
+
+
+def test_a_run_whose_snapshot_vanished_leaves_the_tracked_files(project, monkeypatch):
+    nb = make_notebook(project / "notebooks" / "Q1_demo.ipynb", "train()")
+    (project / "figures" / "q1.pdf").write_bytes(b"old")
+
+    def effect():  # something else removes the copy, then the run fails
+        shutil.rmtree(project / "runs" / "pipeline" / "snapshot")
+        (project / "figures" / "q1.pdf").write_bytes(b"new")
+        raise KeyboardInterrupt
+
+    FakePapermill(monkeypatch, effect)
+    with pytest.raises(pipeline.Interrupted, match=r"the copy of figures/ taken before the run "
+                       r"\(runs/pipeline/snapshot\) is missing, so nothing was put back or "
+                       r"moved: `git status` shows what the failed run changed$"):
+        pipeline.run_notebook(nb, nb, (project / "figures",))
+    assert tree(project / "figures") == {"q1.pdf": b"new"}  # not deleted, not moved
+
+
+def test_a_second_run_in_one_checkout_is_refused(project, monkeypatch, capsys):
+    from nnlib import locks
+    make_notebook(project / "notebooks" / "Q1_demo.ipynb", "pass")
+    fake = FakePapermill(monkeypatch)
+    (project / "runs" / "pipeline").mkdir(parents=True)
+    fd = locks.acquire(project / "runs" / "pipeline" / pipeline.LOCK)  # another run holds it
+    try:
+        with pytest.raises(SystemExit) as e:
+            pipeline.main(["--profile", "smoke"])
+    finally:
+        locks.release(fd)
+    assert e.value.code == 2 and not fake.calls
+    assert re.fullmatch(r"error: another run of the pipeline, process \d+ on \S+, is using this "
+                        r"checkout \(it holds runs/pipeline/pipeline\.lock\); wait until it has "
+                        r"finished\n", capsys.readouterr().err)
+    pipeline.main(["--profile", "smoke"])  # once it is given back, a run goes ahead
+    assert len(fake.calls) == 1
+
+
 def test_paths_outside_the_project_are_shown_whole(tmp_path, monkeypatch):
     monkeypatch.setattr(pipeline, "PROJ_ROOT", tmp_path / "project")
     assert pipeline._shown(tmp_path / "project" / "runs" / "a.log") == Path("runs/a.log")
@@ -453,7 +506,7 @@ def test_run_under_the_full_profile(project, monkeypatch):
         ("Q1_a.ipynb", None), ("Q5_b.ipynb", {"storage": "postgresql://u@h/db", "n_trials": 2})]
     assert {(c["NNLIB_PROFILE"], c["PGPASSWORD"], c["NNLIB_DATA"], c["NNLIB_CACHE"])
             for c in fake.calls} == {("full", "pw", str(project / "data"), str(project / "cache"))}
-    assert fake.calls[0]["saved"] == ["0/f.pdf", "1/g.tex", "2/m.npz"]
+    assert fake.calls[0]["saved"] == ["0/f.pdf", "1/g.tex", "2/m.npz", "COMPLETE"]
     for nb in (q1, q5):
         assert nbformat.read(nb, as_version=4).cells[-1].outputs[0].text == "ran\n"
     assert not (project / "runs" / "full").exists()
