@@ -11,13 +11,17 @@ put back byte for byte when the notebook fails or is interrupted (Ctrl-C): the f
 failed run wrote go to runs/pipeline/failed/<notebook>/. A password in a URL given with -p
 goes to PGPASSWORD (which libpq reads, as it reads ~/.pgpass), never into a notebook or
 a log. Progress bars and library start-up logs belong on the terminal: they are removed
-from the executed notebooks (``clean_outputs``).
+from the executed notebooks (``clean_outputs``). The full profile runs NumPy's BLAS with
+its Haswell kernels and two threads unless OPENBLAS_CORETYPE or NNLIB_THREADS say
+otherwise (``REPRODUCIBLE``): the arithmetic that trained the committed networks, so
+that a re-run reproduces them bit for bit on any x86-64 machine.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import platform
 import re
 import shutil
 import signal
@@ -107,6 +111,12 @@ _NOISE = re.compile(
 _OBJECT_REPR = re.compile(r"^<[\w.]+(?: object)? at 0x[0-9a-f]+>$")
 
 
+# NumPy's BLAS as it trained the committed networks: its float32 sums depend on the
+# kernel (Haswell's: AVX2, the x86-64 kernel every machine since 2013 runs) and on the
+# number of threads, so another choice trains slightly different networks
+REPRODUCIBLE = {"NNLIB_THREADS": "2",
+                **({"OPENBLAS_CORETYPE": "Haswell"}
+                   if platform.machine().lower() in ("x86_64", "amd64") else {})}
 COMPLETE = "COMPLETE"  # in a snapshot's folder once every file is copied
 LOCK = "pipeline.lock"  # in runs/pipeline/: one run of the pipeline at a time per checkout
 
@@ -291,6 +301,9 @@ def run(profile, only=None, timeout=None, params=None):
     # the profile reaches the notebooks through the environment, so that only parameters
     # given with -p are injected (an injected value beats the environment's)
     os.environ["NNLIB_PROFILE"] = profile
+    if profile == "full":  # the arithmetic of the committed results, unless set otherwise
+        for var, value in REPRODUCIBLE.items():
+            os.environ.setdefault(var, value)
     for var in ("NNLIB_DATA", "NNLIB_CACHE"):  # the kernels run in notebooks/
         if os.environ.get(var):
             os.environ[var] = str(Path(os.environ[var]).resolve())

@@ -75,6 +75,8 @@ class FakePapermill:
                            "PGPASSWORD": os.environ.get("PGPASSWORD"),
                            "NNLIB_DATA": os.environ.get("NNLIB_DATA"),
                            "NNLIB_CACHE": os.environ.get("NNLIB_CACHE"),
+                           "blas": (os.environ.get("OPENBLAS_CORETYPE"),
+                                    os.environ.get("NNLIB_THREADS")),
                            "saved": sorted(str(p.relative_to(store))
                                            for p in store.rglob("*") if p.is_file())})
         nb = nbformat.read(input_path, as_version=4)
@@ -500,6 +502,9 @@ def test_run_under_the_full_profile(project, monkeypatch):
     monkeypatch.setenv("NNLIB_DATA", "data")
     monkeypatch.setenv("NNLIB_CACHE", "cache")
     monkeypatch.delenv("PGPASSWORD", raising=False)
+    monkeypatch.delenv("OPENBLAS_CORETYPE", raising=False)
+    monkeypatch.delenv("NNLIB_THREADS", raising=False)
+    monkeypatch.setattr(pipeline.platform, "machine", lambda: "x86_64")
     fake = FakePapermill(monkeypatch)
     pipeline.run("full", params={"n_trials": 2, "storage": "postgresql://u:pw@h/db"})
     assert [(c["input"].rsplit("/", 1)[1], c["parameters"]) for c in fake.calls] == [
@@ -507,6 +512,11 @@ def test_run_under_the_full_profile(project, monkeypatch):
     assert {(c["NNLIB_PROFILE"], c["PGPASSWORD"], c["NNLIB_DATA"], c["NNLIB_CACHE"])
             for c in fake.calls} == {("full", "pw", str(project / "data"), str(project / "cache"))}
     assert fake.calls[0]["saved"] == ["0/f.pdf", "1/g.tex", "2/m.npz", "COMPLETE"]
+    # the BLAS arithmetic that trained the committed networks, unless the user set another
+    assert {c["blas"] for c in fake.calls} == {("Haswell", "2")}
+    monkeypatch.setenv("NNLIB_THREADS", "all")
+    pipeline.run("full", ["Q1"])
+    assert fake.calls[-1]["blas"] == ("Haswell", "all")
     for nb in (q1, q5):
         assert nbformat.read(nb, as_version=4).cells[-1].outputs[0].text == "ran\n"
     assert not (project / "runs" / "full").exists()
@@ -518,11 +528,14 @@ def test_run_under_the_smoke_profile_leaves_the_tracked_notebooks(project, monke
     (project / "figures" / "f.pdf").write_bytes(b"f")
     tracked = q1.read_bytes()
     monkeypatch.setenv("NNLIB_CACHE", "")
+    monkeypatch.delenv("OPENBLAS_CORETYPE", raising=False)
+    monkeypatch.delenv("NNLIB_THREADS", raising=False)
     fake = FakePapermill(monkeypatch)
     pipeline.run("smoke", ["Q1"], timeout=9)
     [call] = fake.calls
     assert (call["NNLIB_PROFILE"], call["saved"], call["execution_timeout"]) == ("smoke", [], 9)
     assert call["NNLIB_CACHE"] == ""
+    assert call["blas"] == (None, None)  # the smoke profile leaves BLAS its own ways
     shown = capsys.readouterr()
     assert "notebooks (smoke): 100%" in shown.err
     assert re.fullmatch(r"Q1_a\.ipynb: \d s\n", shown.out)  # how long it took
