@@ -3,6 +3,7 @@ only while their digest still matches; model archives checked before Keras reads
 import hashlib
 import json
 import os
+import re
 import struct
 import zipfile
 
@@ -49,9 +50,11 @@ def stored_run(tmp_path):
     save_keras_model(ensemble([best, tiny(1)]), holder)
     before = hashlib.sha256((run / "best.keras").read_bytes()).hexdigest()
     assert store_run_weights(run, holder, "member_0") is True
-    ref = json.loads((run / STORED_NAME).read_text())
+    text = (run / STORED_NAME).read_text()
+    ref = json.loads(text)
     assert ref == {"file": "../ens.keras", "layer": "member_0",
                    "weights_sha256": weights_digest(best.get_weights()), "file_sha256": before}
+    assert text == json.dumps(ref, indent=1) + "\n"  # the layout of the committed records
     assert not (run / "best.keras").exists()
     return run, holder, best.get_weights()
 
@@ -118,12 +121,16 @@ def test_a_wrong_file_is_caught(stored_run, tmp_path):
         best_weights(run)
 
 
-@pytest.mark.parametrize("text", ["{not json", "[1]", '{"file": "../ens.keras"}',
-                                  '{"layer": "member_0", "weights_sha256": "0"}'])
-def test_a_damaged_record_is_caught(stored_run, text):
+@pytest.mark.parametrize("text, why", [("{not json", "JSONDecodeError"), ("[1]", "TypeError"),
+                                       ('{"file": "../ens.keras"}', "KeyError"),
+                                       ('{"layer": "member_0", "weights_sha256": "0"}',
+                                        "KeyError")])
+def test_a_damaged_record_is_caught(stored_run, text, why):
     run, _, _ = stored_run
     (run / STORED_NAME).write_text(text)
-    with pytest.raises(ValueError, match=f"{run / STORED_NAME} is damaged"):
+    with pytest.raises(ValueError, match=re.escape(f"{run / STORED_NAME} is damaged ({why}: ")
+                       + f".*\\); restore it from git, or delete {re.escape(str(run))} to "
+                         "train this run again$"):
         best_weights(run)
 
 
@@ -142,7 +149,8 @@ def test_storing_refuses_what_it_cannot_vouch_for(tmp_path):
     run.mkdir()
     save_keras_model(tiny(0), run / "best.keras")
     save_keras_model(ensemble([tiny(1), tiny(0)]), tmp_path / "ens.keras")
-    with pytest.raises(ValueError, match=f"{run} holds no finished run"):
+    with pytest.raises(ValueError, match=f"^{run} holds no finished run; only a finished "
+                                         "run's weights can be stored elsewhere$"):
         store_run_weights(run, tmp_path / "ens.keras", "member_1")
     (run / "run.json").write_text(json.dumps({"finished": False}))
     with pytest.raises(ValueError, match="holds no finished run"):
