@@ -15,8 +15,7 @@ from nnlib.io import ModelError, load_model
 
 def mirrored(images):
     """Images (N, H, W) or (N, H, W, C) flipped left-right (the mirror view)."""
-    images = np.asarray(images)
-    return images[:, :, ::-1] if images.ndim == 3 else images[:, :, ::-1, :]
+    return np.asarray(images)[:, :, ::-1]  # axis 2 is the width in both layouts
 
 
 def mirror_accuracies(scores, X, X_mirror, y):

@@ -437,13 +437,15 @@ def test_restore_moves_nothing_without_its_complete_snapshot(tmp_path):
     figures = tmp_path / "figures"
     figures.mkdir()
     (figures / "q1.pdf").write_bytes(b"tracked")
-    store = tmp_path / "store"
+    store = tmp_path / "runs" / "store"  # its parent made too
     for made in (False, True):  # no snapshot at all; one cut short (no COMPLETE)
         if made:
             pipeline.snapshot((figures,), store)
             (store / pipeline.COMPLETE).unlink()
-        with pytest.raises(pipeline.SnapshotMissing, match="nothing was put back or moved"):
-            pipeline.restore((figures,), store, tmp_path / "aside")
+        with pytest.raises(pipeline.SnapshotMissing, match=re.escape(
+                f"the copy of {figures}/, {tmp_path}/ taken before the run ({store}) is "
+                "missing, so nothing was put back or moved")):
+            pipeline.restore((figures, tmp_path), store, tmp_path / "aside")
         assert tree(figures) == {"q1.pdf": b"tracked"}
         assert not (tmp_path / "aside").exists()
 
