@@ -40,6 +40,15 @@ def sgemm_peak(n=2048, repeats=5):
     return 2 * n ** 3 / best
 
 
+def processor():
+    """The CPU's model name (Linux), e.g. "AMD EPYC 7B13"; "unknown" elsewhere."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return "unknown"
+
+
 def _timed(f):
     t = time.perf_counter()
     f()
@@ -165,7 +174,8 @@ def main(argv=None):
     ours, idle = measure(X, y, args, "idle")
     frac = ours * train_flops_per_sample() / peak
     print(f"idle   nnlib at {frac:.0%} of the sgemm peak")
-    results = {"sgemm_gflops": round(peak / 1e9, 1), "cores": os.cpu_count(),
+    results = {"processor": processor(), "sgemm_gflops": round(peak / 1e9, 1),
+               "cores": os.cpu_count(),
                "batch_size": args.batch_size, "samples": args.samples, "epochs": args.epochs,
                "rounds": args.rounds,
                "idle": dict(idle, nnlib_fraction_of_peak=round(frac, 3))}

@@ -108,7 +108,7 @@ def bench_block():
             "the variants interleaved. Idle, nnlib runs at "
             f"{100 * b['idle']['nnlib_fraction_of_peak']:.0f}% of the float32 GEMM peak "
             f"measured in the same run ({b['sgemm_gflops']} GFLOP/s, {b.get('cores', 2)} "
-            "cores)."]
+            f"cores of {b.get('processor', 'an unrecorded processor')})."]
     if "loaded" in b:
         text[-1] += (f" Under load, nnlib with BLAS's own thread count (before its thread "
                      f"policy) ran {b['loaded']['nnlib_blas_default_samples_per_s']:,} "
