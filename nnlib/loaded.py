@@ -89,7 +89,7 @@ class LoadedModel:
         self._check_shape(images)
         if self.kind == "nnlib":
             scores = self.model.scores(self.preprocessor.transform(images))
-            if self.info.get("tta_flip", False):  # average with the mirrored faces
+            if self.info.get("tta_flip"):  # average with the mirrored faces
                 scores = scores + self.model.scores(
                     self.preprocessor.transform(mirrored(images)))
             return scores.argmax(axis=1)
@@ -113,7 +113,7 @@ class LoadedModel:
             return np.zeros((0, len(FER2013_CLASSES)))
         if self.kind == "nnlib":
             scores = self.model.scores(self.preprocessor.transform(images))
-            if self.info.get("tta_flip", False):  # summed in float32 as predict sums them
+            if self.info.get("tta_flip"):  # summed in float32 as predict sums them
                 scores = (scores + self.model.scores(
                     self.preprocessor.transform(mirrored(images)))) / 2
             scores = scores.astype(np.float64)

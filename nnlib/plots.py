@@ -74,7 +74,8 @@ def plot_runs(histories, title=None, offsets=None):
     and ``val_accuracy`` per-epoch lists (a Keras history); ``offsets`` maps a label to
     the epochs before its first (a run that continues another). Returns the figure."""
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, 2, figsize=(8, 3), layout="constrained")
+    # the report's width, so that its legend reads at 8 pt
+    fig, axes = plt.subplots(1, 2, figsize=(6.5, 2.8), layout="constrained")
     markers = "osD^vP*X"
     for n, (label, h) in enumerate(histories.items()):
         missing = {"loss", "val_loss", "accuracy", "val_accuracy"} - set(h)
@@ -90,8 +91,8 @@ def plot_runs(histories, title=None, offsets=None):
     for ax in axes:
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
-    axes[1].legend(fontsize=7, title="solid: validation\ndashed: training (augmented)",
-                   title_fontsize=7)
+    axes[1].legend(fontsize=8, title="solid: validation\ndashed: training (augmented)",
+                   title_fontsize=8)
     if title:
         fig.suptitle(title, fontsize=9)
     return fig

@@ -24,7 +24,7 @@ the model's first layer, so a saved ``.keras`` file carries its preprocessing.
 | ``fold`` | ``fold_batch_norm``: a trained network for faster prediction, the same function |
 | ``io`` | ``load_keras_model`` (safe mode, clear errors), ``save_keras_model`` (atomic) |
 """
-from nnlib.cnn.augment import make_dataset, random_affine
+from nnlib.cnn.augment import AUGMENT, make_dataset, random_affine
 from nnlib.cnn.budgets import Q6_BUDGETS, Q7_BUDGETS, member_specs
 from nnlib.cnn.distill import keras_distillation_loss, slim
 from nnlib.cnn.ensemble import (
@@ -40,6 +40,7 @@ from nnlib.cnn.io import load_keras_model, save_keras_model
 from nnlib.cnn.models import (
     ARCHITECTURES,
     BN_MOMENTUM,
+    WEIGHT_DECAY,
     build_cnn,
     configure_tensorflow,
     device_description,
@@ -58,8 +59,8 @@ from nnlib.cnn.run_folder import TrainedRun, drop_weights, stop_run
 from nnlib.cnn.train import PATIENCE, measure_throughput, train_cnn
 
 __all__ = [
-    "ARCHITECTURES", "BN_MOMENTUM", "CANDIDATES", "MEMBER_DEFAULTS", "PATIENCE", "Q6_BUDGETS",
-    "Q7_BUDGETS", "Selection", "TrainedRun",
+    "ARCHITECTURES", "AUGMENT", "BN_MOMENTUM", "CANDIDATES", "MEMBER_DEFAULTS", "PATIENCE",
+    "Q6_BUDGETS", "Q7_BUDGETS", "Selection", "TrainedRun", "WEIGHT_DECAY",
     "build_cnn", "candidate_dir", "configure_tensorflow", "device_description",
     "drop_weights", "ensemble", "keras_accuracy", "keras_distillation_loss", "load_keras_model",
     "make_dataset", "measure_throughput", "member_scores", "member_specs", "predict_keras",

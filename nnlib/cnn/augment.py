@@ -9,6 +9,10 @@ import numpy as np
 
 from nnlib.cnn.backend import import_keras, import_tensorflow
 
+# the largest warp of a training image: a shift (fraction of the size), a rotation
+# (fraction of a turn) and a zoom (fraction of the scale), each drawn uniformly up to it
+AUGMENT = dict(shift=0.1, rotation=0.05, zoom=0.1)
+
 
 def _affine_transforms(ops, theta, scale, mirror, tx, ty, h, w):
     """(N, 8) projective transforms (the inverse map: output pixel -> input pixel) of
@@ -25,7 +29,8 @@ def _affine_transforms(ops, theta, scale, mirror, tx, ty, h, w):
     return ops.stack([a0, a1, a2, b0, b1, b2, zero, zero], axis=1)
 
 
-def random_affine(images, shift=0.1, rotation=0.05, zoom=0.1, flip=True, seed=None):
+def random_affine(images, shift=AUGMENT["shift"], rotation=AUGMENT["rotation"],
+                  zoom=AUGMENT["zoom"], flip=True, seed=None):
     """Augment a batch (N, H, W, C) with one random affine warp per image: a left-right
     flip, a rotation of up to ``rotation`` of a turn, a zoom of up to ``zoom`` and a
     shift of up to ``shift`` of the size, composed into a single bilinear resampling
@@ -66,8 +71,8 @@ def random_affine_layer():
         flip, rotation, zoom and shift per image, drawn from the layer's own seeded
         generator and applied as one bilinear warp; the identity otherwise."""
 
-        def __init__(self, shift=0.1, rotation=0.05, zoom=0.1, flip=True, seed=None,
-                     **kwargs):
+        def __init__(self, shift=AUGMENT["shift"], rotation=AUGMENT["rotation"],
+                     zoom=AUGMENT["zoom"], flip=True, seed=None, **kwargs):
             super().__init__(**kwargs)
             self.shift, self.rotation, self.zoom, self.flip = shift, rotation, zoom, flip
             self.seed = seed
@@ -99,7 +104,8 @@ def random_affine_layer():
     return RandomAffine
 
 
-def make_dataset(X, y, batch_size, training, seed=0, shift=0.1, rotation=0.05, zoom=0.1):
+def make_dataset(X, y, batch_size, training, seed=0, shift=AUGMENT["shift"],
+                 rotation=AUGMENT["rotation"], zoom=AUGMENT["zoom"]):
     """A tf.data pipeline of (image, label) batches.
 
     Training batches are shuffled each epoch, augmented by ``random_affine`` and of a

@@ -22,6 +22,8 @@ ARCHITECTURES = {
 # a short run scores near chance on validation; 0.9 follows within a few dozen steps and
 # costs nothing on a long run.
 BN_MOMENTUM = 0.9
+# the L2 penalty of the layers and AdamW's decoupled weight decay (train_cnn)
+WEIGHT_DECAY = 1e-4
 
 
 def configure_tensorflow(threads=None, seed=0):
@@ -48,7 +50,8 @@ def set_threads(threads=None):
         pass
 
 
-def build_cnn(arch="compact", input_shape=(48, 48, 1), num_classes=7, l2=1e-4, **overrides):
+def build_cnn(arch="compact", input_shape=(48, 48, 1), num_classes=7, l2=WEIGHT_DECAY,
+              **overrides):
     """A VGG-style network: blocks of 3x3 convolutions (same padding) with batch
     normalisation and ReLU, each followed by 2x2 max pooling; global average pooling,
     one dense layer (none if ``dense`` is 0) with dropout, softmax. ``arch`` names an entry

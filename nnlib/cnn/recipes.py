@@ -12,7 +12,7 @@ import numpy as np
 
 from nnlib.classifiers import soften
 from nnlib.cnn.distill import distillation_targets, slim
-from nnlib.cnn.models import build_cnn, configure_tensorflow
+from nnlib.cnn.models import WEIGHT_DECAY, build_cnn, configure_tensorflow
 from nnlib.cnn.run_folder import drop_weights
 from nnlib.cnn.stored import store_run_weights
 from nnlib.cnn.train import PATIENCE, train_cnn
@@ -91,7 +91,7 @@ def train_candidate(name, data, run_root, epochs, seed, jit_compile=False, verbo
     train = {k: spec.pop(k) for k in TRAIN_KEYS if k in spec}
     run_dir = Path(run_root) / candidate_dir(name, seed)
     model, run = train_recipe(
-        seed, lambda: build_cnn(arch, l2=train.get("weight_decay", 1e-4), **spec), data,
+        seed, lambda: build_cnn(arch, l2=train.get("weight_decay", WEIGHT_DECAY), **spec), data,
         run_dir, epochs=epochs, jit_compile=jit_compile, verbose=verbose, **train)
     if (run_dir / "best.keras").exists():
         drop_weights(run_dir)

@@ -15,7 +15,7 @@ from nnlib.cnn.augment import as_images, make_dataset, random_affine_layer
 from nnlib.cnn.backend import import_keras
 from nnlib.cnn.distill import distillation_setup, teaching_model
 from nnlib.cnn.io import load_keras_model, write_keras
-from nnlib.cnn.models import build_cnn, device_description
+from nnlib.cnn.models import WEIGHT_DECAY, build_cnn, device_description
 from nnlib.cnn.run_folder import (
     TrainedRun,
     atomic_backup,
@@ -31,7 +31,7 @@ from nnlib.cnn.stored import best_weights, file_digest
 PATIENCE = 20  # epochs without a better validation accuracy before a run stops
 
 
-def train_cnn(model, data, run_dir, epochs=60, batch_size=64, lr=1e-3, weight_decay=1e-4,
+def train_cnn(model, data, run_dir, epochs=60, batch_size=64, lr=1e-3, weight_decay=WEIGHT_DECAY,
               patience=PATIENCE, steps_per_execution=16, jit_compile=False, seed=0, verbose=2,
               init=None, augment_in_graph=None, distillation=None, teacher=None):
     """Train with AdamW and cosine decay; resumable.
