@@ -116,7 +116,7 @@ class LoadedModel:
             if self.info.get("tta_flip"):  # summed in float32 as predict sums them
                 scores = (scores + self.model.scores(
                     self.preprocessor.transform(mirrored(images)))) / 2
-            scores = scores.astype(np.float64)
+            scores = scores.astype(np.float64)  # pragma: no mutate (None is float64 too)
             e = np.exp(scores - scores.max(axis=1, keepdims=True))
             return e / e.sum(axis=1, keepdims=True)
         from nnlib.cnn.augment import as_images
