@@ -109,6 +109,8 @@ _NOISE = re.compile(
     r"^[IWE]\d{4} [\d:. ]+\d+ \w+\.cc:\d+\]")
 # the plain-text fallback of a result shown as HTML (a styled table): an object's address
 _OBJECT_REPR = re.compile(r"^<[\w.]+(?: object)? at 0x[0-9a-f]+>$")
+# a styled table's id, random on every run (pandas draws it), in its ids and CSS rules
+_STYLER_ID = re.compile(r'<table id="(T_[0-9a-f]{5})"')
 
 
 # NumPy's BLAS as it trained the committed networks: its float32 sums depend on the
@@ -130,10 +132,10 @@ KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "nam
 
 def clean_outputs(nb):
     """Drop the noise above from the stderr outputs of notebook ``nb`` (nbformat node,
-    changed in place), the object reprs beside HTML results (styled tables), the
-    machine's folders and the run's times from papermill's record of the run and its cells;
-    stdout, results and real warnings stay; the kernelspec becomes ``KERNELSPEC``.
-    Returns ``nb``."""
+    changed in place), the object reprs beside HTML results (styled tables) and their
+    random ids, the machine's folders and the run's times from papermill's record of the
+    run and its cells; stdout, results and real warnings stay; the kernelspec becomes
+    ``KERNELSPEC``. Returns ``nb``."""
     nb.metadata["kernelspec"] = dict(KERNELSPEC)
     record = nb.metadata.get("papermill", {})
     for key in ("input_path", "output_path"):
@@ -141,7 +143,7 @@ def clean_outputs(nb):
             record[key] = Path(record[key]).name
     for key in VOLATILE:  # when it ran, not what it showed: a re-run would change them
         record.pop(key, None)
-    for cell in nb.cells:
+    for n, cell in enumerate(nb.cells):
         cell.metadata.pop("execution", None)
         for key in VOLATILE:
             cell.metadata.get("papermill", {}).pop(key, None)
@@ -160,6 +162,11 @@ def clean_outputs(nb):
             data = out.get("data", {})
             if "text/html" in data and _OBJECT_REPR.match(str(data.get("text/plain"))):
                 del data["text/plain"]  # Jupyter shows the HTML; the address is noise
+            if "text/html" in data:  # the cell's place instead: unique, the same every run
+                html = "".join(data["text/html"])
+                for k, table in enumerate(dict.fromkeys(_STYLER_ID.findall(html))):
+                    html = html.replace(table, f"T_cell{n}_{len(outputs)}_{k}")
+                data["text/html"] = html
             previous = outputs[-1] if outputs else None
             if (previous is not None and out.get("output_type") == "stream"
                     and previous.get("output_type") == "stream"

@@ -696,3 +696,37 @@ def test_clean_outputs_drops_the_run_times_and_markdown_outputs():
     assert code.metadata == {"papermill": {"status": "completed", "exception": False}}
     assert "outputs" not in text and "execution_count" not in text
     nbformat.validate(nb)
+
+
+def test_clean_outputs_gives_styled_tables_the_same_ids_on_every_run():
+    import pandas as pd
+    df = pd.DataFrame({"a": [1.5, 2.25], "b": ["x", "T_00000"]})
+
+    def ran():
+        """A notebook as one run leaves it: two cells showing a styled table each (pandas
+        draws a new random id for each), the second with one table twice."""
+        nb = nbformat.v4.new_notebook()
+        cells = [nbformat.v4.new_code_cell("t"), nbformat.v4.new_code_cell("t; t")]
+        for cell, n in zip(cells, (1, 2)):
+            cell.outputs = [nbformat.v4.new_output(
+                "display_data", {"text/html": df.style.format(precision=1).to_html()})
+                for _ in range(n)]
+        nb.cells = cells
+        return nb
+
+    def table_id(html):
+        return re.search(r'<table id="([^"]+)"', html).group(1)
+
+    first, second = ran(), ran()
+    html = [o.data["text/html"] for c in first.cells for o in c.outputs]
+    assert len({table_id(h) for h in html}) == 3  # three random ids
+    clean_outputs(first)
+    clean_outputs(second)
+    assert [c.outputs for c in first.cells] == [c.outputs for c in second.cells]
+    cleaned = [o.data["text/html"] for c in first.cells for o in c.outputs]
+    assert [table_id(h) for h in cleaned] == ["T_cell0_0_0", "T_cell1_0_0", "T_cell1_1_0"]
+    for before, after in zip(html, cleaned):
+        # the same table: only its id changed, in every id and CSS rule that names it
+        assert before.count(table_id(before)) > 2
+        assert after == before.replace(table_id(before), table_id(after))
+        assert "T_00000" in after  # a value that looks like an id stays
