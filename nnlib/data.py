@@ -249,7 +249,7 @@ def _fer_folders(train, test):
 def _add_test_splits(out, X, y, paths):
     """Store FER2013 test images X (N, 48, 48) and labels y (N,) in ``out``: as private
     those whose file name starts with PrivateTest_, as test the others."""
-    private = np.array([fer_usage(p) == "PrivateTest" for p in paths], dtype=bool)
+    private = np.array([fer_usage(p) == "PrivateTest" for p in paths])  # never empty here
     out.update(X_test=X[~private], y_test=y[~private])
     if private.any():
         out.update(X_private=X[private], y_private=y[private])

@@ -104,6 +104,10 @@ def test_fer_labels_public_layout(tmp_path):
     d = load_fer2013(root, val_size=None)
     assert d["X_train"].shape == (10, 48, 48) and d["X_test"].shape == (4, 48, 48)
     assert d["y_test"].tolist() == [3, 4, 5, 6]
+    # the labels file names its images, so it wins over image folders beside it
+    write_images(root / "train", ["happy"], 3, (48, 48), "L")
+    again = load_fer2013(root, val_size=None, cache=False)
+    np.testing.assert_array_equal(again["X_train"], d["X_train"])
 
 
 def test_missing_and_malformed_data(tmp_path):

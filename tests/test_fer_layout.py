@@ -43,3 +43,11 @@ def test_shrink_cuts_the_named_splits_only():
         assert len(data[f"y_{split}"]) == n
         assert np.bincount(data[f"y_{split}"], minlength=3).min() > 0  # stratified
     np.testing.assert_array_equal(data["X_test"], before["X_test"])
+
+
+def test_shrink_is_seeded_with_zero_unless_told():
+    rng = np.random.default_rng(3)
+    X, y = rng.integers(0, 9, (60, 2)), rng.integers(0, 3, 60)
+    data = shrink({"X_train": X, "y_train": y}, {"train": 15})
+    np.testing.assert_array_equal(data["X_train"], subsample(X, y, 15, 0)[0])
+    assert not np.array_equal(data["X_train"], subsample(X, y, 15, 1)[0])
