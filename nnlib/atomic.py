@@ -60,7 +60,7 @@ def write_bytes(path, data):
     return Path(path)
 
 
-def write_text(path, text, encoding="utf-8"):
+def write_text(path, text, encoding="utf-8"):  # pragma: no mutate (the codec's case)
     """Replace ``path`` by ``text`` atomically."""
     return write_bytes(path, text.encode(encoding))
 

@@ -49,3 +49,12 @@ def test_a_malformed_address_is_still_masked():
 
 def test_an_unescaped_slash_in_the_password_is_still_masked():
     assert "cr/et" not in masked("postgresql://nn:s3cr/et@h/db")
+
+
+def test_masking_keeps_what_follows_the_host():
+    # an "@" after the host is not the end of the password; a URL without a host (libpq's
+    # socket folder in the query) keeps its empty host
+    assert masked("postgresql://u:pw@host/db?application_name=a@b") == (
+        "postgresql://u:***@host/db?application_name=a@b")
+    assert masked("postgresql://u:pw@/db?host=/run/postgresql") == (
+        "postgresql://u:***@/db?host=/run/postgresql")
