@@ -93,7 +93,8 @@ def distillation_loss(logits, y, targets, temperature=1.0, alpha=1.0):
 def soften(probs, temperature):
     """A teacher's probabilities (N, C) at temperature T: softmax(log(probs) / T), the
     distribution its logits give at T (a uniform shift of the logits cancels); T > 1
-    flattens it, T = 1 returns it unchanged. Zero probabilities stay zero."""
+    flattens it, T = 1 returns it renormalised (equal up to float32 round-off). Zero
+    probabilities stay zero."""
     probs = check_array(probs, "probs").astype(np.float64)
     if not temperature > 0:
         raise ValueError(f"temperature must be positive, got {temperature}")

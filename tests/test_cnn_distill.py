@@ -1,6 +1,7 @@
 """The Keras side of distillation: the slimmed student's start, the targets, the loss
 (against nnlib's NumPy distillation_loss) and a resumable distillation run."""
 import json
+import math
 
 import numpy as np
 import pytest
@@ -14,7 +15,10 @@ from nnlib.cnn.distill import (  # noqa: E402
     distillation_targets,
     keras_distillation_loss,
     label_accuracy,
+    same_settings,
+    same_targets,
     slim,
+    targets_fingerprint,
 )
 from nnlib.cnn.recipes import train_student  # noqa: E402
 from nnlib.cnn.stored import find_layer  # noqa: E402
@@ -129,14 +133,20 @@ def test_distillation_run_records_its_settings_and_reads_back(arches, tmp_path):
     settings = json.loads((tmp_path / "r" / "run.json").read_text())["settings"]
     assert settings["distillation"]["temperature"] == 2.0
     assert settings["distillation"]["alpha"] == 0.5
-    assert len(settings["distillation"]["targets"]) == 64  # a SHA-256 of the targets
-    again, run2 = train_student(source, "t_thin", data, teacher, tmp_path / "r", 2.0, 0.5,
+    fingerprint = settings["distillation"]["targets"]
+    assert len(fingerprint["classes"]) == 64 and fingerprint["n"] == 32  # a SHA-256, N
+    # the teacher's probabilities one float32 step off, as on another CPU: read back
+    nudged = np.nextafter(teacher, np.float32(1))
+    again, run2 = train_student(source, "t_thin", data, nudged, tmp_path / "r", 2.0, 0.5,
                                 epochs=2, batch_size=16, verbose=0)
     assert run2.history == run.history
     for a, b in zip(again.get_weights(), student.get_weights()):
         np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="other settings"):  # another alpha: kept
         train_student(source, "t_thin", data, teacher, tmp_path / "r", 2.0, 0.9, epochs=2,
+                      batch_size=16, verbose=0)
+    with pytest.raises(ValueError, match="other settings"):  # another temperature
+        train_student(source, "t_thin", data, teacher, tmp_path / "r", 1.0, 0.5, epochs=2,
                       batch_size=16, verbose=0)
     with pytest.raises(ValueError, match="distillation_targets"):
         train_cnn(build_cnn("t_thin"), data, tmp_path / "s", epochs=1, batch_size=16,
@@ -226,3 +236,58 @@ def test_online_distillation_trains_the_student_alone(arches, tmp_path):
                     steps_per_execution=1, verbose=0, teacher=teacher, augment_in_graph=True,
                     distillation=dict(temperature=2.0, alpha=1.0))
     assert run.epochs == 1 and np.isfinite(run.history["loss"]).all()
+
+
+def fingerprint_case(seed=0, n=500):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 7, n)
+    p = rng.dirichlet(np.full(7, 0.3), n).astype(np.float32)
+    return y, p, distillation_targets(y, soften(p, 2.0))
+
+
+def test_targets_fingerprint_sums_the_soft_columns():
+    y, p, targets = fingerprint_case()
+    fp = targets_fingerprint(targets)
+    soft = targets[:, 1:].astype(np.float64)
+    expected = ([math.fsum(c) for c in soft.T] + [math.fsum(c * c) for c in soft.T]
+                + [math.fsum(np.arange(500) / 500 * c) for c in soft.T])
+    assert fp["n"] == 500 and fp["sums"] == pytest.approx(expected, rel=1e-12)
+    assert json.loads(json.dumps(fp)) == fp  # a run record holds it as it is
+
+
+def test_same_targets_allows_round_off_only():
+    y, p, targets = fingerprint_case()
+    fp = targets_fingerprint(targets)
+    rng = np.random.default_rng(1)
+    off = targets.copy()  # every soft entry one float32 step up or down, as on another CPU
+    off[:, 1:] = np.where(rng.random(off[:, 1:].shape) < 0.5,
+                          np.nextafter(off[:, 1:], np.float32(0)),
+                          np.nextafter(off[:, 1:], np.float32(1)))
+    assert same_targets(fp, targets_fingerprint(off)) and fp != targets_fingerprint(off)
+    changed = {
+        "temperature": distillation_targets(y, soften(p, 1.0)),
+        "teacher": distillation_targets(y, soften(p[::-1].copy(), 2.0)),
+        "one class": distillation_targets(np.where(np.arange(500) == 7, (y + 1) % 7, y),
+                                          soften(p, 2.0)),
+        "image order": targets[np.r_[1, 0, 2:500]],
+        "one entry by 1e-3": targets + np.float32(1e-3) * (np.arange(4000) == 26).reshape(500, 8),
+        "fewer images": targets[:499],
+    }
+    for name, other in changed.items():
+        assert not same_targets(fp, targets_fingerprint(other)), name
+    assert not same_targets(fp, "a digest of the targets")  # a record from before
+
+
+def test_same_settings_compares_all_but_the_targets_exactly():
+    _, _, targets = fingerprint_case()
+    base = {"epochs": 3, "distillation": {"temperature": 2.0, "alpha": 0.5,
+                                          "targets": targets_fingerprint(targets)}}
+    near = json.loads(json.dumps(base))
+    near["distillation"]["targets"]["sums"][0] += 1e-6 * 500 / 2
+    assert same_settings(base, near)
+    near["distillation"]["targets"]["sums"][0] += 1e-6 * 500
+    assert not same_settings(base, near)
+    for key, value in [("epochs", 4), ("distillation", {**base["distillation"], "alpha": 0.4})]:
+        assert not same_settings(base, {**base, key: value}), key
+    assert same_settings({"epochs": 3}, {"epochs": 3})
+    assert not same_settings({"epochs": 3}, {"epochs": 3, "distillation": None})

@@ -134,12 +134,54 @@ def label_accuracy(num_classes=None):
     return keras.metrics.MeanMetricWrapper(correct, name="accuracy")
 
 
+# two computations of the same targets may differ by this much per image, on average, in
+# each of targets_fingerprint's sums (float32 round-off is about 6e-8)
+TARGETS_TOLERANCE = 1e-6
+
+
+def targets_fingerprint(targets):
+    """What identifies ``distillation_targets`` (N, 1 + C) from one machine to another: the
+    SHA-256 of the classes (column 0), N, and per soft column three sums over the images
+    (plain, of squares, and weighted by the position i / N). The teacher's float32
+    probabilities differ in their last bits from one CPU to another, and so would a digest
+    of the targets; the sums agree up to round-off, while another temperature, teacher or
+    order of the images changes them."""
+    targets = np.asarray(targets, dtype=np.float32)
+    soft = targets[:, 1:].astype(np.float64)
+    position = np.arange(len(soft)) / len(soft)
+    sums = np.concatenate([soft.sum(axis=0), (soft ** 2).sum(axis=0), position @ soft])
+    return {"classes": arrays_digest([targets[:, 0]]), "n": len(targets),
+            "sums": [float(v) for v in sums]}
+
+
+def same_targets(a, b):
+    """Whether two ``targets_fingerprint`` are of the same targets: the same classes and N,
+    and sums that differ by at most TARGETS_TOLERANCE per image."""
+    if not (isinstance(a, dict) and isinstance(b, dict)):
+        return a == b
+    return (a.get("classes") == b.get("classes") and a.get("n") == b.get("n")
+            and len(a.get("sums", ())) == len(b.get("sums", ()))
+            and all(abs(x - y) <= TARGETS_TOLERANCE * a["n"]
+                    for x, y in zip(a["sums"], b["sums"])))
+
+
+def same_settings(a, b):
+    """Whether two ``train_cnn`` settings are the same run's: equal, except that the
+    distillation targets are compared by ``same_targets``."""
+    da, db = a.get("distillation"), b.get("distillation")
+    if not (isinstance(da, dict) and isinstance(db, dict)):
+        return a == b
+    without = ({**a, "distillation": {**da, "targets": None}},
+               {**b, "distillation": {**db, "targets": None}})
+    return without[0] == without[1] and same_targets(da.get("targets"), db.get("targets"))
+
+
 def distillation_setup(num_classes, distillation, y_train, y_val, teacher=None):
     """What ``train_cnn`` trains a distillation run on: (its settings entry, the loss, the
     metric, y_train, y_val). ``distillation``: dict with ``temperature`` and ``alpha``
     (and whatever else identifies the run). Without a teacher, y_train holds
-    ``distillation_targets`` (their digest joins the settings); with one, class ids (N,)
-    (the digest of the teacher's weights joins them)."""
+    ``distillation_targets`` (their ``targets_fingerprint`` joins the settings); with one,
+    class ids (N,) (the digest of the teacher's weights joins them)."""
     t, alpha = distillation["temperature"], distillation["alpha"]
     if teacher is not None:
         labels = np.asarray(y_train)
@@ -155,7 +197,7 @@ def distillation_setup(num_classes, distillation, y_train, y_val, teacher=None):
     if y_train.ndim != 2 or y_train.shape[1] != num_classes + 1:
         raise ValueError(f"distillation needs y_train of shape (N, 1 + {num_classes}) from "
                          f"distillation_targets, got {y_train.shape}")
-    return ({**distillation, "targets": arrays_digest([y_train])},
+    return ({**distillation, "targets": targets_fingerprint(y_train)},
             keras_distillation_loss(t, alpha), label_accuracy(), y_train,
             distillation_targets(y_val, num_classes=num_classes))
 

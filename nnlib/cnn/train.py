@@ -13,7 +13,7 @@ import numpy as np
 from nnlib.atomic import write_text
 from nnlib.cnn.augment import as_images, make_dataset, random_affine_layer
 from nnlib.cnn.backend import import_keras
-from nnlib.cnn.distill import distillation_setup, teaching_model
+from nnlib.cnn.distill import distillation_setup, same_settings, teaching_model
 from nnlib.cnn.io import load_keras_model, write_keras
 from nnlib.cnn.models import WEIGHT_DECAY, build_cnn, device_description
 from nnlib.cnn.run_folder import (
@@ -51,7 +51,8 @@ def train_cnn(model, data, run_dir, epochs=60, batch_size=64, lr=1e-3, weight_de
       identifies the run, e.g. the digest of its starting weights): train on
       ``distill.distillation_targets`` in ``data["y_train"]`` with
       ``distill.keras_distillation_loss``;
-      the validation labels stay class ids. The targets' digest joins the settings.
+      the validation labels stay class ids. The targets' fingerprint joins the settings
+      (``distill.targets_fingerprint``: equal up to round-off from one machine to another).
     - teacher: with ``distillation``, a Keras model that labels each augmented batch
       beside the student instead (``distill.teaching_model``): ``data["y_train"]`` then
       holds class ids, and the digest of the teacher's weights joins the settings.
@@ -75,7 +76,7 @@ def train_cnn(model, data, run_dir, epochs=60, batch_size=64, lr=1e-3, weight_de
     settings, loss, metric, y_train, y_val = _run_settings(model, data, hyper, init,
                                                            distillation, teacher)
     record = read_record(run_dir / "run.json")
-    same = record is not None and record["settings"] == settings
+    same = record is not None and same_settings(record["settings"], settings)
     done = _read_back(model, run_dir, settings, record, same)
     if done is not None:
         return done
