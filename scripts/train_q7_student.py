@@ -31,7 +31,7 @@ from nnlib.cnn.stored import best_weights
 from nnlib.cnn.teacher import teacher_probabilities
 from nnlib.data import load_fer2013
 from nnlib.io import read_arrays, write_arrays
-from nnlib.paths import MODELS_DIR, RUNS_DIR
+from nnlib.paths import MODELS_DIR
 
 GPU_RUNS = Q7_BUDGETS["full"]["gpu_runs"]
 
@@ -78,7 +78,7 @@ else:
     fer = load_fer2013(val_size=0.1, seed=0)  # the Q7 notebook's split (Q5's and Q6's)
     data = {k: fer[k] for k in SPLIT}
     soft = teacher_probabilities(MODELS_DIR / "fer2013_cnn.keras", fer["X_train"],
-                                 RUNS_DIR / "full" / "q7", progress=True)
+                                 MODELS_DIR / "fer2013_cnn_teacher_probs", progress=True)
     start.set_weights(best_weights(MODELS_DIR / "fer2013_cnn_members" / f"seed{start_seed}"))
 if args.write_arrays:
     write_arrays(args.write_arrays, **data, teacher=soft,
