@@ -14,7 +14,7 @@ help:
 	@echo "make lock           re-resolve requirements.lock (UPGRADE=1: newest allowed versions)"
 	@echo "make lab            JupyterLab on the notebooks (root or not, container or not);"
 	@echo "                    LAB_ARGS='--port 8890 --no-browser' sets port, token, browser"
-	@echo "make all            set up, re-run every notebook (full profile, about 3.5 hours),"
+	@echo "make all            set up, re-run every notebook (full profile, 2 to 3.5 hours),"
 	@echo "                    build the report and refresh the README's results"
 	@echo "make test           set up; lint, unit tests, smoke notebooks (nbval), report"
 	@echo "make test-unit      the unit tests only"

@@ -1,6 +1,6 @@
 """Re-execute the numbered notebooks with papermill, in order.
 
-    python -m nnlib.pipeline --profile full            # every notebook (about 3.5 hours)
+    python -m nnlib.pipeline --profile full            # every notebook (2 to 3.5 hours)
     python -m nnlib.pipeline --profile smoke --only Q1 Q4
     python -m nnlib.pipeline --only Q5 -p storage postgresql://user@host:port/db
 
@@ -345,12 +345,12 @@ def main(argv=None):
         prog="python -m nnlib.pipeline", description=__doc__.splitlines()[0],
         epilog="The smoke profile runs every notebook on small subsets in a few minutes and "
                "writes into runs/smoke/; the full profile reproduces the committed results "
-               "(about 3.5 hours on two cores from a fresh clone) and rewrites the notebooks, "
+               "(2 to 3.5 hours on two cores from a fresh clone) and rewrites the notebooks, "
                "figures/, report/generated/ and models/.")
     # one line, not the usage text, for a mistake in the arguments
     parser.error = lambda message: _fail(2, f"error: {message} (see --help)")
     parser.add_argument("--profile", choices=PROFILES, default="full",
-                        help="smoke (minutes, a test) or full (the results; about 3.5 hours)")
+                        help="smoke (minutes, a test) or full (the results; 2 to 3.5 hours)")
     parser.add_argument("--only", nargs="*", help="question ids, e.g. Q1 Q4")
     parser.add_argument("--timeout", type=int, help="seconds per cell")
     parser.add_argument("-p", "--param", nargs=2, action="append", default=[],

@@ -624,14 +624,14 @@ def test_the_help_says_what_each_option_does(monkeypatch, capsys):
             "usage: python -m nnlib.pipeline [-h] [--profile {smoke,full}] [--only [ONLY ...]] "
             "[--timeout TIMEOUT] [-p NAME VALUE]",
             "Re-execute the numbered notebooks with papermill, in order.",
-            "--profile {smoke,full} smoke (minutes, a test) or full (the results; about 3.5 hours)",
+            "--profile {smoke,full} smoke (minutes, a test) or full (the results; 2 to 3.5 hours)",
             "--only [ONLY ...] question ids, e.g. Q1 Q4",
             "--timeout TIMEOUT seconds per cell",
             "-p NAME VALUE, --param NAME VALUE a papermill parameter of the notebooks, e.g. -p "
             "storage URL (VALUE is read as JSON when it parses, else as a string); a password in "
             "a URL is passed in PGPASSWORD instead",
             "The smoke profile runs every notebook on small subsets in a few minutes and writes "
-            "into runs/smoke/; the full profile reproduces the committed results (about 3.5 hours "
+            "into runs/smoke/; the full profile reproduces the committed results (2 to 3.5 hours "
             "on two cores from a fresh clone) and rewrites the notebooks, figures/, "
             "report/generated/ and models/."):
         assert text in shown
