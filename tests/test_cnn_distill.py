@@ -276,6 +276,7 @@ def test_same_targets_allows_round_off_only():
     for name, other in changed.items():
         assert not same_targets(fp, targets_fingerprint(other)), name
     assert not same_targets(fp, "a digest of the targets")  # a record from before
+    assert not same_targets({**fp, "n": None}, {**fp, "n": None})  # a damaged record
 
 
 def test_same_settings_compares_all_but_the_targets_exactly():

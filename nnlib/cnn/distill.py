@@ -159,8 +159,8 @@ def same_targets(a, b):
     and sums that differ by at most TARGETS_TOLERANCE per image."""
     if not (isinstance(a, dict) and isinstance(b, dict)):
         return a == b
-    return (a.get("classes") == b.get("classes") and a.get("n") == b.get("n")
-            and len(a.get("sums", ())) == len(b.get("sums", ()))
+    return (a.get("classes") == b.get("classes") and isinstance(a.get("n"), int)
+            and a["n"] == b.get("n") and len(a.get("sums", ())) == len(b.get("sums", ()))
             and all(abs(x - y) <= TARGETS_TOLERANCE * a["n"]
                     for x, y in zip(a["sums"], b["sums"])))
 
