@@ -42,7 +42,10 @@ Q7_BUDGETS = {
     "full": dict(fcnet_grid=[(2.0, 0.5, None), (4.0, 0.5, None), (4.0, 0.9, None),
                              (2.0, 0.5, "shift2"), (2.0, 0.5, "2048-1024"),
                              (2.0, 0.5, "from_q5"), (2.0, 0.5, "warped"),
-                             (2.0, 0.5, "warped2")],
+                             (2.0, 0.5, "warped2"),
+                             # the same warped faces on the true classes alone: what the
+                             # augmentation gives without the teacher's labels
+                             (1.0, 0.0, "warped2")],
                  cnn_grid=[(1.0, 0.0), (2.0, 0.5), (4.0, 0.5), (4.0, 0.9)],
                  probe_epochs=3, cnn_epochs=30, fcnet_epochs=None,
                  # the chosen setting, and the control, for 150 epochs on a GPU machine
