@@ -15,7 +15,8 @@ def plot_confusion(cm, classes):
         raise ValueError(f"plot_confusion: cm has shape {cm.shape}, expected "
                          f"({len(classes)}, {len(classes)}) for {len(classes)} classes")
     pct = 100 * cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
-    fig, axes = plt.subplots(1, 2, figsize=(8, 3.6), layout="constrained")
+    # the report's text width (16 cm), so that its numbers print at 8 pt unscaled
+    fig, axes = plt.subplots(1, 2, figsize=(6.3, 3.3), layout="constrained")
     for ax, M, fmt, title in ((axes[0], cm, "d", "counts"),
                               (axes[1], pct, ".0f", "% of true class")):
         sns.heatmap(M, ax=ax, annot=True, fmt=fmt, cmap="Blues", cbar=False, square=True,
@@ -67,15 +68,18 @@ def plot_curves(histories, title=None, best_epoch=None, train_label="training"):
     return fig
 
 
-def plot_runs(histories, title=None, offsets=None):
+def plot_runs(histories, title=None, offsets=None, legend_below=False):
     """Learning curves of several training runs on shared axes: loss (left) and accuracy
     (right) per epoch, validation solid and training dashed, one colour and marker per
     run. ``histories`` maps a label to a mapping of ``loss``, ``val_loss``, ``accuracy``
     and ``val_accuracy`` per-epoch lists (a Keras history); ``offsets`` maps a label to
-    the epochs before its first (a run that continues another). Returns the figure."""
+    the epochs before its first (a run that continues another); ``legend_below``: the
+    legend under the panels (for many runs) rather than in the right one. Returns the
+    figure."""
     import matplotlib.pyplot as plt
     # the report's width, so that its legend reads at 8 pt
-    fig, axes = plt.subplots(1, 2, figsize=(6.5, 2.8), layout="constrained")
+    fig, axes = plt.subplots(1, 2, figsize=(6.5, 3.4 if legend_below else 2.8),
+                             layout="constrained")
     markers = "osD^vP*X"
     for n, (label, h) in enumerate(histories.items()):
         missing = {"loss", "val_loss", "accuracy", "val_accuracy"} - set(h)
@@ -91,8 +95,13 @@ def plot_runs(histories, title=None, offsets=None):
     for ax in axes:
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
-    axes[1].legend(fontsize=8, title="solid: validation\ndashed: training (augmented)",
+    if legend_below:
+        fig.legend(*axes[1].get_legend_handles_labels(), loc="outside lower center", ncol=2,
+                   fontsize=8, title="solid: validation, dashed: training (augmented)",
                    title_fontsize=8)
+    else:
+        axes[1].legend(fontsize=8, title="solid: validation\ndashed: training (augmented)",
+                       title_fontsize=8)
     if title:
         fig.suptitle(title, fontsize=9)
     return fig

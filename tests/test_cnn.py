@@ -543,6 +543,50 @@ def test_build_cnn_overrides_and_no_dense_layer():
         build_cnn("tiny", kernel=5)
 
 
+def test_build_cnn_design_ablations():
+    plain = build_cnn("tiny")  # filters (8, 16), one conv per block, dense 32
+    no_bn = build_cnn("tiny", batch_norm=False)
+    assert not [la for la in no_bn.layers if "batch_normalization" in la.__class__.__name__.lower()]
+    # each conv gains a bias and loses its batch normalisation's 4 per channel; the dense
+    # layer loses its 4 * 32
+    assert plain.count_params() - no_bn.count_params() == (4 - 1) * (8 + 16) + 4 * 32
+    strided = build_cnn("tiny", downsample="stride")
+    assert not [la for la in strided.layers if la.name.startswith("pool")]
+    assert strided.count_params() == plain.count_params()  # the same weights, other strides
+    # each block halves the resolution either way: 48 -> 24 -> 12
+    assert strided.get_layer("relu2_1").output.shape[1:3] == (12, 12)
+    assert plain.get_layer("pool2").output.shape[1:3] == (12, 12)
+    valid = build_cnn("tiny", padding="valid")  # 48 -conv-> 46 -pool-> 23 -conv-> 21 -> 10
+    assert valid.get_layer("relu1_1").output.shape[1:3] == (46, 46)
+    assert valid.get_layer("pool2").output.shape[1:3] == (10, 10)
+    assert valid.count_params() == plain.count_params()
+    deeper = build_cnn("tiny", convs=2)  # a second 3x3 conv per block, the same widths
+    assert deeper.get_layer("conv2_2").count_params() == 3 * 3 * 16 * 16
+    with pytest.raises(ValueError, match="downsample must be"):
+        build_cnn("tiny", downsample="average")
+
+
+def test_train_cnn_with_sgd_records_its_optimizer(trained, tmp_path):
+    data = trained[1]
+    opts = dict(epochs=1, batch_size=16, steps_per_execution=2, verbose=0)
+    configure_tensorflow(seed=0)
+    model = build_cnn("tiny")
+    train_cnn(model, data, tmp_path / "sgd", optimizer="sgd", lr=0.01, **opts)
+    record = json.loads((tmp_path / "sgd" / "run.json").read_text())
+    assert record["settings"]["optimizer"] == "sgd" and record["settings"]["lr"] == 0.01
+    # AdamW, the default, is not written: earlier runs' records still match
+    assert "optimizer" not in json.loads((trained[2] / "run.json").read_text())["settings"]
+    with pytest.raises(ValueError, match="other settings"):  # the same folder, AdamW
+        train_cnn(build_cnn("tiny"), data, tmp_path / "sgd", lr=0.01, **opts)
+    with pytest.raises(ValueError, match="optimizer must be"):
+        train_cnn(build_cnn("tiny"), data, tmp_path / "rmsprop", optimizer="rmsprop", **opts)
+    from nnlib.cnn.train import _compile
+    _compile(model, dict(lr=0.01, epochs=2, weight_decay=1e-4, optimizer="sgd"), 4,
+             "sparse_categorical_crossentropy", "accuracy", 1, False)
+    assert type(model.optimizer).__name__ == "SGD"
+    assert model.optimizer.momentum == 0.9 and model.optimizer.weight_decay == 1e-4
+
+
 def test_dropped_weights_read_back_history_only(trained, tmp_path):
     import shutil
 
@@ -566,3 +610,36 @@ def test_candidate_dirs_are_distinct():
     from nnlib.cnn.recipes import CANDIDATES, candidate_dir
     assert candidate_dir("compact, no dropout", 1) == "compact-no-dropout_seed1"
     assert len({candidate_dir(n, 0) for n in CANDIDATES}) == len(CANDIDATES)
+
+
+def test_compare_candidates_scores_each_run_by_its_best_epoch(monkeypatch):
+    from types import SimpleNamespace
+
+    from nnlib.cnn import recipes
+    curves = {("a", 0): [0.2, 0.5, 0.4], ("a", 1): [0.3, 0.35, 0.6], ("b", 0): [0.7, 0.1],
+              ("b", 1): [0.1, 0.65]}
+
+    def fake(name, data, run_root, epochs, seed, jit_compile=False):
+        return {"a": 10, "b": 20}[name], SimpleNamespace(
+            history={"val_accuracy": curves[name, seed]})
+    monkeypatch.setattr(recipes, "train_candidate", fake)
+    runs, summary = recipes.compare_candidates(["b", "a"], {}, "root", 3, [0, 1])
+    assert list(runs["val accuracy"]) == [0.7, 0.65, 0.5, 0.6]
+    assert list(runs["best epoch"]) == [1, 2, 2, 3]
+    assert list(summary["candidate"]) == ["b", "a"]  # in the order asked for
+    a = summary.set_index("candidate").loc["a"]
+    assert a["parameters"] == 10 and a["best_epoch"] == 2.5
+    assert a["mean"] == pytest.approx(0.55) and a["sd"] == pytest.approx(np.std([0.5, 0.6],
+                                                                               ddof=1))
+
+
+def test_ablations_change_one_design_choice_of_compact():
+    from nnlib.cnn import CANDIDATES, Q6_BUDGETS
+    for profile in Q6_BUDGETS.values():
+        names = profile["ablation"]["candidates"]
+        assert names[0] == "compact" and set(names) <= set(CANDIDATES)
+        for name in names[1:]:
+            spec = dict(CANDIDATES[name])
+            assert spec.pop("arch") == "compact"
+            # SGD brings its own learning rate; every other ablation changes one setting
+            assert len(spec) == 1 or set(spec) == {"optimizer", "lr"}, name

@@ -48,6 +48,9 @@ def test_run_curves_plot_each_run_with_its_own_marker():
     acc = plot_runs(runs, offsets={"seed 1": 5}).axes[1]
     np.testing.assert_array_equal(acc.lines[2].get_xdata(), [6, 7, 8])
     np.testing.assert_array_equal(acc.lines[0].get_xdata(), [1, 2])
+    below = plot_runs(runs, legend_below=True)
+    assert below.axes[1].get_legend() is None
+    assert [t.get_text() for t in below.legends[0].get_texts()] == ["seed 0", "seed 1"]
     with pytest.raises(ValueError, match="'seed 2' lacks \\['val_accuracy'\\]"):
         plot_runs({"seed 2": {"loss": [1], "val_loss": [1], "accuracy": [1]}})
 

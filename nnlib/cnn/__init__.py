@@ -15,7 +15,8 @@ the model's first layer, so a saved ``.keras`` file carries its preprocessing.
 | ``augment`` | random affine warps (tf.data or a Keras layer) and the tf.data pipeline |
 | ``train`` | ``train_cnn`` (resumable, crash-safe), ``measure_throughput`` |
 | ``run_folder`` | a run's record, history and checkpoint; ``stop_run``, ``drop_weights`` |
-| ``recipes`` | ``train_member``, ``train_candidate``, ``train_student``: one path |
+| ``recipes`` | ``train_member``, ``train_candidate``, ``train_student``: one path; |
+| | ``compare_candidates`` over seeds |
 | ``budgets`` | the Q6 and Q7 notebooks' budgets, shared with their scripts |
 | ``ensemble`` | test-time augmentation, ensembles, choosing members and views, ``predict_keras`` |
 | ``stored`` | a finished run's weights kept once, in the ensemble that holds them |
@@ -50,6 +51,7 @@ from nnlib.cnn.recipes import (
     CANDIDATES,
     MEMBER_DEFAULTS,
     candidate_dir,
+    compare_candidates,
     store_in_ensemble,
     train_candidate,
     train_member,
@@ -61,7 +63,8 @@ from nnlib.cnn.train import PATIENCE, measure_throughput, train_cnn
 __all__ = [
     "ARCHITECTURES", "AUGMENT", "BN_MOMENTUM", "CANDIDATES", "MEMBER_DEFAULTS", "PATIENCE",
     "Q6_BUDGETS", "Q7_BUDGETS", "Selection", "TrainedRun", "WEIGHT_DECAY",
-    "build_cnn", "candidate_dir", "configure_tensorflow", "device_description",
+    "build_cnn", "candidate_dir", "compare_candidates", "configure_tensorflow",
+    "device_description",
     "drop_weights", "ensemble", "keras_accuracy", "keras_distillation_loss", "load_keras_model",
     "make_dataset", "measure_throughput", "member_scores", "member_specs", "predict_keras",
     "processor_name", "random_affine", "save_keras_model", "select_members", "slim",

@@ -5,7 +5,7 @@ a run trained by a script is read back by the notebook only if both use the same
 settings. A notebook picks its profile's budget with ``nnlib.export.choose_budget``."""
 from __future__ import annotations
 
-from nnlib.cnn.recipes import CANDIDATES, MEMBER_DEFAULTS
+from nnlib.cnn.recipes import ABLATIONS, COMPARED, MEMBER_DEFAULTS
 
 # Q6's ensemble members, one per seed (``seed``, else the place in the list): from scratch,
 # or a warm restart from member ``init`` at a lower learning rate. ``arch``: the members of
@@ -21,8 +21,12 @@ CPU = dict(arch="compact")
 # machine trained that network (seed 8); the later members keep their seeds
 GPU = dict(patience=50)
 Q6_BUDGETS = {
+    # ablation: "compact" and its variants that change one design choice each, trained
+    # alike on a short budget (half the training faces, 8 epochs, two seeds): what two
+    # CPU cores allow for twelve runs
     "full": dict(compare_fraction=1.0, compare_epochs=30, compare_seeds=[0, 1, 2],
-                 candidates=list(CANDIDATES), patience=20, hours=4,
+                 candidates=COMPARED, patience=20, hours=4,
+                 ablation=dict(fraction=0.5, epochs=8, seeds=[0, 1], candidates=ABLATIONS),
                  members=[dict(epochs=80, **CPU), dict(epochs=35, **CPU),
                           dict(epochs=8, init=0, **CPU, **WARM),
                           dict(epochs=8, init=0, **CPU, **WARM), dict(epochs=65, **CPU),
@@ -32,7 +36,10 @@ Q6_BUDGETS = {
                           dict(seed=9, arch="vgg_small", epochs=8, init=8, **WARM),
                           dict(seed=10, arch="vgg", epochs=6, init=7, **WARM)]),
     "smoke": dict(compare_fraction=0.5, compare_epochs=1, compare_seeds=[0], patience=2,
-                  hours=None, candidates=["tiny"], members=[dict(epochs=2), dict(epochs=2),
+                  hours=None, candidates=["tiny"],
+                  ablation=dict(fraction=0.5, epochs=1, seeds=[0],
+                                candidates=["compact", "compact, SGD"]),
+                  members=[dict(epochs=2), dict(epochs=2),
                                                             dict(epochs=1, init=0, **WARM)]),
 }
 

@@ -18,6 +18,11 @@ ARCHITECTURES = {
     "vgg": dict(filters=(64, 128, 256, 512), convs=2, dense=512, dropout=0.5),
 }
 
+# the design every architecture shares unless an override changes it (Q6's ablations):
+# batch normalisation after each convolution, 2x2 max pooling after each block ("stride":
+# the block's last convolution strides by 2 instead), zero ("same") padding
+DESIGN = dict(batch_norm=True, downsample="pool", padding="same")
+
 # With Keras's default 0.99 the moving statistics lag behind a fast-changing network, so
 # a short run scores near chance on validation; 0.9 follows within a few dozen steps and
 # costs nothing on a long run.
@@ -55,30 +60,39 @@ def build_cnn(arch="compact", input_shape=(48, 48, 1), num_classes=7, l2=WEIGHT_
     """A VGG-style network: blocks of 3x3 convolutions (same padding) with batch
     normalisation and ReLU, each followed by 2x2 max pooling; global average pooling,
     one dense layer (none if ``dense`` is 0) with dropout, softmax. ``arch`` names an entry
-    of ARCHITECTURES; ``overrides`` replace its keys (filters, convs, dense, dropout)."""
+    of ARCHITECTURES; ``overrides`` replace its keys (filters, convs, dense, dropout) or
+    DESIGN's (batch_norm, downsample, padding)."""
     keras = import_keras()
     layers = keras.layers
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}; choose one of {sorted(ARCHITECTURES)}")
-    unknown = set(overrides) - set(ARCHITECTURES[arch])
+    spec = {**DESIGN, **ARCHITECTURES[arch]}
+    unknown = set(overrides) - set(spec)
     if unknown:
-        raise ValueError(f"unknown settings {sorted(unknown)}; choose from "
-                         f"{sorted(ARCHITECTURES[arch])}")
-    spec = {**ARCHITECTURES[arch], **overrides}
+        raise ValueError(f"unknown settings {sorted(unknown)}; choose from {sorted(spec)}")
+    spec.update(overrides)
+    if spec["downsample"] not in ("pool", "stride"):
+        raise ValueError(f"downsample must be 'pool' or 'stride', not {spec['downsample']!r}")
     reg = keras.regularizers.l2(l2) if l2 else None
+    norm = spec["batch_norm"]
     inputs = keras.Input(input_shape, name="image")
     x = layers.Rescaling(1 / 255.0, name="scale")(inputs)
     for b, filters in enumerate(spec["filters"], start=1):
         for k in range(spec["convs"]):
-            x = layers.Conv2D(filters, 3, padding="same", use_bias=False,
-                              kernel_regularizer=reg, name=f"conv{b}_{k + 1}")(x)
-            x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"bn{b}_{k + 1}")(x)
+            stride = 2 if spec["downsample"] == "stride" and k == spec["convs"] - 1 else 1
+            x = layers.Conv2D(filters, 3, strides=stride, padding=spec["padding"],
+                              use_bias=not norm, kernel_regularizer=reg,
+                              name=f"conv{b}_{k + 1}")(x)
+            if norm:
+                x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"bn{b}_{k + 1}")(x)
             x = layers.ReLU(name=f"relu{b}_{k + 1}")(x)
-        x = layers.MaxPooling2D(2, name=f"pool{b}")(x)
+        if spec["downsample"] == "pool":
+            x = layers.MaxPooling2D(2, name=f"pool{b}")(x)
     x = layers.GlobalAveragePooling2D(name="gap")(x)
     if spec["dense"]:
         x = layers.Dense(spec["dense"], kernel_regularizer=reg, name="dense")(x)
-        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name="bn_dense")(x)
+        if norm:
+            x = layers.BatchNormalization(momentum=BN_MOMENTUM, name="bn_dense")(x)
         x = layers.ReLU(name="relu_dense")(x)
     x = layers.Dropout(spec["dropout"], name="dropout")(x)
     outputs = layers.Dense(num_classes, activation="softmax", name="scores")(x)

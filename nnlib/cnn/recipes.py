@@ -1,14 +1,16 @@
 """The recipes that train a CNN as the notebooks do, each through one path
 (``train_recipe``: seeds set, the network built, ``train_cnn`` run, resumed or read back):
 Q6's ensemble members (``train_member``) and its candidates compared on validation
-(``train_candidate``), Q7's distilled student (``train_student``). The notebooks and the
-scripts both train through them, so that either reads back what the other trained. Once
-Q6's ensemble is saved, ``store_in_ensemble`` keeps each member's weights only there."""
+(``train_candidate``, ``compare_candidates``), Q7's distilled student (``train_student``).
+The notebooks and the scripts both train through them, so that either reads back what the
+other trained. Once Q6's ensemble is saved, ``store_in_ensemble`` keeps each member's
+weights only there."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from nnlib.classifiers import soften
 from nnlib.cnn.distill import distillation_targets, slim
@@ -20,8 +22,12 @@ from nnlib.digest import arrays_digest
 
 MEMBER_DEFAULTS = dict(lr=1e-3, patience=PATIENCE, batch_size=64)
 
-# name -> the architecture and what differs from its defaults: build_cnn's overrides,
-# or train_cnn's batch_size and weight_decay (0 also drops the L2 penalty of the layers)
+# name -> the architecture and what differs from its defaults: build_cnn's overrides, or
+# train_cnn's batch_size, weight_decay (0 also drops the L2 penalty of the layers),
+# optimizer and lr. The last five change one design choice of "compact" each (Q6's
+# ablations): its optimizer (SGD with momentum at the usual rate for batch normalised
+# networks), its batch normalisation, its depth alone (two convolutions per block, the
+# same widths), stride-2 convolutions instead of pooling, and no zero padding
 CANDIDATES = {
     "compact": dict(arch="compact"),
     "tiny": dict(arch="tiny"),
@@ -31,8 +37,16 @@ CANDIDATES = {
     "compact, no dense layer": dict(arch="compact", dense=0),
     "compact, no weight decay": dict(arch="compact", weight_decay=0.0),
     "compact, batch 128": dict(arch="compact", batch_size=128),
+    "compact, SGD": dict(arch="compact", optimizer="sgd", lr=0.01),
+    "compact, no batch norm": dict(arch="compact", batch_norm=False),
+    "compact, two convs per block": dict(arch="compact", convs=2),
+    "compact, strided convs": dict(arch="compact", downsample="stride"),
+    "compact, valid padding": dict(arch="compact", padding="valid"),
 }
-TRAIN_KEYS = ("batch_size", "weight_decay")
+TRAIN_KEYS = ("batch_size", "weight_decay", "optimizer", "lr")
+# the architecture comparison, and the ablations of "compact" (Q6_BUDGETS)
+COMPARED = list(CANDIDATES)[:8]
+ABLATIONS = ["compact"] + list(CANDIDATES)[8:]
 
 
 def train_recipe(seed, build, data, run_dir, **train):
@@ -96,6 +110,27 @@ def train_candidate(name, data, run_root, epochs, seed, jit_compile=False, verbo
     if (run_dir / "best.keras").exists():
         drop_weights(run_dir)
     return model.count_params(), run
+
+
+def compare_candidates(names, data, run_root, epochs, seeds, jit_compile=False):
+    """Train (or read back) each candidate of ``names`` with each of ``seeds`` for
+    ``epochs`` (``train_candidate``) and score it by its best validation accuracy. Returns
+    (one row per run: candidate, seed, parameters, val accuracy, best epoch; one row per
+    candidate in the order of ``names``: parameters, mean and sd of the val accuracy over
+    the seeds, mean best epoch)."""
+    rows = []
+    for name in names:
+        for seed in seeds:
+            params, run = train_candidate(name, data, run_root, epochs, seed,
+                                          jit_compile=jit_compile)
+            val = run.history["val_accuracy"]
+            rows.append((name, seed, params, max(val), 1 + int(np.argmax(val))))
+    runs = pd.DataFrame(rows, columns=["candidate", "seed", "parameters", "val accuracy",
+                                       "best epoch"])
+    summary = runs.groupby("candidate", sort=False).agg(
+        parameters=("parameters", "first"), mean=("val accuracy", "mean"),
+        sd=("val accuracy", "std"), best_epoch=("best epoch", "mean")).reset_index()
+    return runs, summary
 
 
 def train_student(start, arch, data, soft, run_dir, temperature, alpha, epochs, lr=5e-4,

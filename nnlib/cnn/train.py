@@ -1,7 +1,7 @@
-"""Resumable training (``train_cnn``): AdamW with cosine decay, the best epoch kept,
-per-epoch history and timings, a run record; every file written so that a killed run
-resumes without losing an epoch (the folder's files: ``run_folder``). Also
-``measure_throughput``."""
+"""Resumable training (``train_cnn``): AdamW (or SGD with momentum) with cosine decay,
+the best epoch kept, per-epoch history and timings, a run record; every file written so
+that a killed run resumes without losing an epoch (the folder's files: ``run_folder``).
+Also ``measure_throughput``."""
 from __future__ import annotations
 
 import json
@@ -33,8 +33,10 @@ PATIENCE = 20  # epochs without a better validation accuracy before a run stops
 
 def train_cnn(model, data, run_dir, epochs=60, batch_size=64, lr=1e-3, weight_decay=WEIGHT_DECAY,
               patience=PATIENCE, steps_per_execution=16, jit_compile=False, seed=0, verbose=2,
-              init=None, augment_in_graph=None, distillation=None, teacher=None):
-    """Train with AdamW and cosine decay; resumable.
+              init=None, augment_in_graph=None, distillation=None, teacher=None,
+              optimizer="adamw"):
+    """Train with AdamW (``optimizer="sgd"``: SGD with momentum 0.9, the same decoupled
+    weight decay) and cosine decay; resumable.
 
     - run_dir: ``backup/`` (keras BackupAndRestore: an interrupted fit resumes at the
       start of the epoch it was in), ``best.keras`` (best validation accuracy),
@@ -73,6 +75,8 @@ def train_cnn(model, data, run_dir, epochs=60, batch_size=64, lr=1e-3, weight_de
     run_dir.mkdir(parents=True, exist_ok=True)
     hyper = dict(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                  patience=patience, seed=seed)
+    if optimizer != "adamw":  # only then, so that the records of earlier runs still match
+        hyper["optimizer"] = optimizer
     settings, loss, metric, y_train, y_val = _run_settings(model, data, hyper, init,
                                                            distillation, teacher)
     record = read_record(run_dir / "run.json")
@@ -181,13 +185,21 @@ def _fit_inputs(model, data, y_train, y_val, batch_size, seed, augment_in_graph,
 
 
 def _compile(trainer, hyper, steps, loss, metric, steps_per_execution, jit_compile):
-    """Compile ``trainer`` for AdamW with ``hyper``'s weight decay and a cosine decay of
-    its learning rate over its epochs of ``steps`` batches, to 1% of its start."""
+    """Compile ``trainer`` for AdamW (or SGD with momentum 0.9: ``hyper["optimizer"]``)
+    with ``hyper``'s weight decay and a cosine decay of its learning rate over its epochs
+    of ``steps`` batches, to 1% of its start."""
     keras = import_keras()
     schedule = keras.optimizers.schedules.CosineDecay(
         hyper["lr"], decay_steps=hyper["epochs"] * steps, alpha=0.01)
-    trainer.compile(optimizer=keras.optimizers.AdamW(schedule,
-                                                     weight_decay=hyper["weight_decay"]),
+    kind = hyper.get("optimizer", "adamw")
+    if kind == "adamw":
+        optimizer = keras.optimizers.AdamW(schedule, weight_decay=hyper["weight_decay"])
+    elif kind == "sgd":
+        optimizer = keras.optimizers.SGD(schedule, momentum=0.9,
+                                         weight_decay=hyper["weight_decay"])
+    else:
+        raise ValueError(f"optimizer must be 'adamw' or 'sgd', not {kind!r}")
+    trainer.compile(optimizer=optimizer,
                     loss=loss, metrics=[metric], steps_per_execution=steps_per_execution,
                     jit_compile=jit_compile)
 
