@@ -29,6 +29,7 @@ from nnlib.cnn.run_folder import (
 from nnlib.cnn.stored import best_weights, file_digest
 
 PATIENCE = 20  # epochs without a better validation accuracy before a run stops
+SGD_MOMENTUM = 0.9  # train_cnn's optimizer="sgd"
 
 
 def train_cnn(model, data, run_dir, epochs=60, batch_size=64, lr=1e-3, weight_decay=WEIGHT_DECAY,
@@ -195,7 +196,7 @@ def _compile(trainer, hyper, steps, loss, metric, steps_per_execution, jit_compi
     if kind == "adamw":
         optimizer = keras.optimizers.AdamW(schedule, weight_decay=hyper["weight_decay"])
     elif kind == "sgd":
-        optimizer = keras.optimizers.SGD(schedule, momentum=0.9,
+        optimizer = keras.optimizers.SGD(schedule, momentum=SGD_MOMENTUM,
                                          weight_decay=hyper["weight_decay"])
     else:
         raise ValueError(f"optimizer must be 'adamw' or 'sgd', not {kind!r}")
