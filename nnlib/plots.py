@@ -4,10 +4,11 @@ from __future__ import annotations
 import numpy as np
 
 
-def plot_confusion(cm, classes):
+def plot_confusion(cm, classes, figsize=(8, 3.6)):
     """Two heat maps of a confusion matrix ``cm`` (C, C) of counts (rows: true class,
-    columns: predicted): the counts, and each row as a percentage of its true class.
-    Returns the matplotlib figure."""
+    columns: predicted): the counts, and each row as a percentage of its true class;
+    numbers at 8 pt, so that a ``figsize`` (inches) of the report's text width, (6.3,
+    3.3), prints them at 8 pt unscaled. Returns the matplotlib figure."""
     import matplotlib.pyplot as plt
     import seaborn as sns
     cm = np.asarray(cm)
@@ -15,8 +16,7 @@ def plot_confusion(cm, classes):
         raise ValueError(f"plot_confusion: cm has shape {cm.shape}, expected "
                          f"({len(classes)}, {len(classes)}) for {len(classes)} classes")
     pct = 100 * cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
-    # the report's text width (16 cm), so that its numbers print at 8 pt unscaled
-    fig, axes = plt.subplots(1, 2, figsize=(6.3, 3.3), layout="constrained")
+    fig, axes = plt.subplots(1, 2, figsize=figsize, layout="constrained")
     for ax, M, fmt, title in ((axes[0], cm, "d", "counts"),
                               (axes[1], pct, ".0f", "% of true class")):
         sns.heatmap(M, ax=ax, annot=True, fmt=fmt, cmap="Blues", cbar=False, square=True,

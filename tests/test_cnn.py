@@ -580,6 +580,7 @@ def test_train_cnn_with_sgd_records_its_optimizer(trained, tmp_path):
         train_cnn(build_cnn("tiny"), data, tmp_path / "sgd", lr=0.01, **opts)
     with pytest.raises(ValueError, match="optimizer must be"):
         train_cnn(build_cnn("tiny"), data, tmp_path / "rmsprop", optimizer="rmsprop", **opts)
+    assert not (tmp_path / "rmsprop").exists()  # refused before anything is written
     from nnlib.cnn.train import _compile
     _compile(model, dict(lr=0.01, epochs=2, weight_decay=1e-4, optimizer="sgd"), 4,
              "sparse_categorical_crossentropy", "accuracy", 1, False)
@@ -620,15 +621,18 @@ def test_compare_candidates_scores_each_run_by_its_best_epoch(monkeypatch):
               ("b", 1): [0.1, 0.65]}
 
     def fake(name, data, run_root, epochs, seed, jit_compile=False):
+        val = curves[name, seed]
         return {"a": 10, "b": 20}[name], SimpleNamespace(
-            history={"val_accuracy": curves[name, seed]})
+            history={"val_accuracy": val, "accuracy": [v + 0.25 for v in val]})
     monkeypatch.setattr(recipes, "train_candidate", fake)
     runs, summary = recipes.compare_candidates(["b", "a"], {}, "root", 3, [0, 1])
     assert list(runs["val accuracy"]) == [0.7, 0.65, 0.5, 0.6]
     assert list(runs["best epoch"]) == [1, 2, 2, 3]
+    assert list(runs["train accuracy"]) == [0.95, 0.9, 0.75, 0.85]  # at the best epoch
     assert list(summary["candidate"]) == ["b", "a"]  # in the order asked for
     a = summary.set_index("candidate").loc["a"]
     assert a["parameters"] == 10 and a["best_epoch"] == 2.5
+    assert a["train"] == pytest.approx(0.8)
     assert a["mean"] == pytest.approx(0.55) and a["sd"] == pytest.approx(np.std([0.5, 0.6],
                                                                                ddof=1))
 

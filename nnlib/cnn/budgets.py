@@ -39,8 +39,7 @@ Q6_BUDGETS = {
                   hours=None, candidates=["tiny"],
                   ablation=dict(fraction=0.5, epochs=1, seeds=[0],
                                 candidates=["compact", "compact, SGD"]),
-                  members=[dict(epochs=2), dict(epochs=2),
-                                                            dict(epochs=1, init=0, **WARM)]),
+                  members=[dict(epochs=2), dict(epochs=2), dict(epochs=1, init=0, **WARM)]),
 }
 
 Q7_BUDGETS = {

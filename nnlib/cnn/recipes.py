@@ -115,21 +115,24 @@ def train_candidate(name, data, run_root, epochs, seed, jit_compile=False, verbo
 def compare_candidates(names, data, run_root, epochs, seeds, jit_compile=False):
     """Train (or read back) each candidate of ``names`` with each of ``seeds`` for
     ``epochs`` (``train_candidate``) and score it by its best validation accuracy. Returns
-    (one row per run: candidate, seed, parameters, val accuracy, best epoch; one row per
+    (one row per run: candidate, seed, parameters, val accuracy, best epoch, and the
+    training accuracy of that epoch (augmented batches, in training mode); one row per
     candidate in the order of ``names``: parameters, mean and sd of the val accuracy over
-    the seeds, mean best epoch)."""
+    the seeds, mean best epoch, mean training accuracy)."""
     rows = []
     for name in names:
         for seed in seeds:
             params, run = train_candidate(name, data, run_root, epochs, seed,
                                           jit_compile=jit_compile)
-            val = run.history["val_accuracy"]
-            rows.append((name, seed, params, max(val), 1 + int(np.argmax(val))))
+            best = int(np.argmax(run.history["val_accuracy"]))
+            rows.append((name, seed, params, run.history["val_accuracy"][best], 1 + best,
+                         run.history["accuracy"][best]))
     runs = pd.DataFrame(rows, columns=["candidate", "seed", "parameters", "val accuracy",
-                                       "best epoch"])
+                                       "best epoch", "train accuracy"])
     summary = runs.groupby("candidate", sort=False).agg(
         parameters=("parameters", "first"), mean=("val accuracy", "mean"),
-        sd=("val accuracy", "std"), best_epoch=("best epoch", "mean")).reset_index()
+        sd=("val accuracy", "std"), best_epoch=("best epoch", "mean"),
+        train=("train accuracy", "mean")).reset_index()
     return runs, summary
 
 

@@ -71,6 +71,8 @@ def train_cnn(model, data, run_dir, epochs=60, batch_size=64, lr=1e-3, weight_de
     a history has no ``val_seconds``). Either way ``model`` ends with the best weights,
     unless ``drop_weights`` removed them (then it stays as built).
     """
+    if optimizer not in ("adamw", "sgd"):  # before anything is written
+        raise ValueError(f"optimizer must be 'adamw' or 'sgd', not {optimizer!r}")
     import_keras()  # its environment defaults, before anything else (as always)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -192,14 +194,11 @@ def _compile(trainer, hyper, steps, loss, metric, steps_per_execution, jit_compi
     keras = import_keras()
     schedule = keras.optimizers.schedules.CosineDecay(
         hyper["lr"], decay_steps=hyper["epochs"] * steps, alpha=0.01)
-    kind = hyper.get("optimizer", "adamw")
-    if kind == "adamw":
-        optimizer = keras.optimizers.AdamW(schedule, weight_decay=hyper["weight_decay"])
-    elif kind == "sgd":
+    if hyper.get("optimizer") == "sgd":
         optimizer = keras.optimizers.SGD(schedule, momentum=SGD_MOMENTUM,
                                          weight_decay=hyper["weight_decay"])
     else:
-        raise ValueError(f"optimizer must be 'adamw' or 'sgd', not {kind!r}")
+        optimizer = keras.optimizers.AdamW(schedule, weight_decay=hyper["weight_decay"])
     trainer.compile(optimizer=optimizer,
                     loss=loss, metrics=[metric], steps_per_execution=steps_per_execution,
                     jit_compile=jit_compile)
