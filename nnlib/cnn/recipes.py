@@ -44,9 +44,11 @@ CANDIDATES = {
     "compact, valid padding": dict(arch="compact", padding="valid"),
 }
 TRAIN_KEYS = ("batch_size", "weight_decay", "optimizer", "lr")
-# the architecture comparison, and the ablations of "compact" (Q6_BUDGETS)
-COMPARED = list(CANDIDATES)[:8]
-ABLATIONS = ["compact"] + list(CANDIDATES)[8:]
+# the ablations of "compact" (beside compact itself), and the architecture comparison: the
+# other candidates (Q6_BUDGETS)
+ABLATIONS = ["compact", "compact, SGD", "compact, no batch norm", "compact, two convs per block",
+             "compact, strided convs", "compact, valid padding"]
+COMPARED = [name for name in CANDIDATES if name not in ABLATIONS[1:]]
 
 
 def train_recipe(seed, build, data, run_dir, **train):
