@@ -143,17 +143,26 @@ def evaluate(model, data, split="test", progress=False):
     confusion_matrix (rows: true, columns: predicted), precision, recall and f1 (one per
     class), and predictions. ``progress``: progress bars on a terminal's stderr.
     """
-    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
     model = model if isinstance(model, LoadedModel) else LoadedModel(model)
     X, y, _, counts = load_fer_eval_data(data, split, progress)
     if y is None:
         raise DataError(f"{data} has no labels: use emotion subfolders, a CSV or "
                         "labels_public.txt to test, or test_fer_model() to predict only")
-    pred = model.predict(X, progress)
+    m = classification_metrics(y, model.predict(X, progress))
+    return {"accuracy": m.pop("accuracy"), "n": m.pop("n"), "split": split, "counts": counts,
+            **m}
+
+
+def classification_metrics(y, pred):
+    """The FER2013 metrics of predictions ``pred`` (N,) against true class ids ``y`` (N,):
+    a dict of accuracy, n, classes, confusion_matrix (rows: true, columns: predicted),
+    precision, recall and f1 (one per class), and predictions."""
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+    pred = np.asarray(pred)
     labels = list(range(len(FER2013_CLASSES)))
     p, r, f, _ = precision_recall_fscore_support(y, pred, labels=labels, zero_division=0)
-    return {"accuracy": float(np.mean(pred == y)), "n": int(len(y)), "split": split,
-            "counts": counts, "classes": list(FER2013_CLASSES),
+    return {"accuracy": float(np.mean(pred == y)), "n": int(len(y)),
+            "classes": list(FER2013_CLASSES),
             "confusion_matrix": confusion_matrix(y, pred, labels=labels).tolist(),
             "precision": p.tolist(), "recall": r.tolist(), "f1": f.tolist(),
             "predictions": pred.tolist()}

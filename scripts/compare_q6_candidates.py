@@ -15,8 +15,7 @@ import tarfile
 from pathlib import Path
 
 from nnlib.atomic import temporary_path
-from nnlib.cnn import CANDIDATES, Q6_BUDGETS, candidate_dir, train_candidate
-from nnlib.data import subsample
+from nnlib.cnn import CANDIDATES, Q6_BUDGETS, candidate_dir, study_data, train_candidate
 from nnlib.io import read_arrays
 from nnlib.paths import MODELS_DIR
 
@@ -27,7 +26,7 @@ parser.add_argument("--seed", type=int, required=True)
 parser.add_argument("--ablation", action="store_true",
                     help="the ablations of compact, with their budget (default: the comparison)")
 parser.add_argument("--epochs", type=int,
-                    help=f"default: the Q6 notebook's ({FULL['compare_epochs']}; ablations "
+                    help=f"default: the Q6 notebook's ({FULL['comparison']['epochs']}; ablations "
                          f"{FULL['ablation']['epochs']})")
 parser.add_argument("--candidates", nargs="+",
                     help=f"names from {list(CANDIDATES)} (default: the study's)")
@@ -36,23 +35,20 @@ parser.add_argument("--run-root", type=Path, help="default: models/fer2013_cnn_c
 parser.add_argument("--archive", type=Path,
                     help="after each run, rewrite this .tar with every finished run so far")
 args = parser.parse_args()
-study = (dict(FULL["ablation"], root="fer2013_cnn_ablations") if args.ablation else
-         dict(epochs=FULL["compare_epochs"], fraction=FULL["compare_fraction"],
-              candidates=FULL["candidates"], root="fer2013_cnn_compare"))
+study = FULL["ablation" if args.ablation else "comparison"]
 args.epochs = args.epochs or study["epochs"]
 args.candidates = args.candidates or study["candidates"]
-args.run_root = args.run_root or MODELS_DIR / study["root"]
+args.run_root = args.run_root or MODELS_DIR / ("fer2013_cnn_ablations" if args.ablation
+                                                else "fer2013_cnn_compare")
 unknown = sorted(set(args.candidates) - set(CANDIDATES))
 if unknown:
     parser.error(f"unknown candidates {unknown}; choose from {list(CANDIDATES)}")
 
 import keras  # noqa: E402  (after nnlib.cnn has chosen the default backend)
 
-data = {k: v for k, v in read_arrays(args.arrays).items()
-        if k in ("X_train", "y_train", "X_val", "y_val")}
-# the notebook's share of the training faces (seed 0)
-data["X_train"], data["y_train"] = subsample(
-    data["X_train"], data["y_train"], int(len(data["X_train"]) * study["fraction"]), 0)
+# the notebook's share of the training faces
+data = study_data(study, {k: v for k, v in read_arrays(args.arrays).items()
+                          if k in ("X_train", "y_train", "X_val", "y_val")})
 done = []
 for name in args.candidates:
     params, run = train_candidate(name, data, args.run_root, args.epochs, args.seed,

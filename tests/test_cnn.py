@@ -566,6 +566,29 @@ def test_build_cnn_design_ablations():
         build_cnn("tiny", downsample="average")
 
 
+def test_shuffled_pixels_are_one_fixed_permutation_of_positions(tmp_path):
+    import keras
+    plain = build_cnn("tiny")
+    shuffled = build_cnn("tiny", shuffle_pixels=True)
+    assert shuffled.count_params() == plain.count_params()  # no weights of its own
+    # the layer's output for two images, each pixel numbered: channels move together
+    x = np.arange(2 * 48 * 48 * 2, dtype="float32").reshape(2, 48, 48, 2)
+    layer = shuffled.get_layer("shuffle_pixels")
+    out = np.asarray(layer(x))
+    order = np.random.default_rng(0).permutation(48 * 48)  # drawn here, from the seed
+    for i in range(2):
+        flat = x[i].reshape(48 * 48, 2)
+        assert np.array_equal(out[i].reshape(48 * 48, 2), flat[order])
+    assert not np.array_equal(out, x) and np.array_equal(np.asarray(layer(x)), out)
+    # saved and loaded in safe mode, it shuffles the same way
+    shuffled.save(tmp_path / "s.keras")
+    again = load_keras_model(tmp_path / "s.keras")
+    images = np.random.default_rng(1).integers(0, 256, (3, 48, 48, 1)).astype("float32")
+    assert np.allclose(again.predict(images, verbose=0), shuffled.predict(images, verbose=0))
+    probe = keras.Model(again.input, again.get_layer("shuffle_pixels").output)
+    assert np.allclose(np.asarray(probe(images))[0].ravel(), images[0].ravel()[order] / 255)
+
+
 def test_train_cnn_with_sgd_records_its_optimizer(trained, tmp_path):
     data = trained[1]
     opts = dict(epochs=1, batch_size=16, steps_per_execution=2, verbose=0)
@@ -625,7 +648,9 @@ def test_compare_candidates_scores_each_run_by_its_best_epoch(monkeypatch):
         return {"a": 10, "b": 20}[name], SimpleNamespace(
             history={"val_accuracy": val, "accuracy": [v + 0.25 for v in val]})
     monkeypatch.setattr(recipes, "train_candidate", fake)
-    runs, summary = recipes.compare_candidates(["b", "a"], {}, "root", 3, [0, 1])
+    monkeypatch.setattr(recipes, "study_data", lambda study, data: data)
+    runs, summary = recipes.compare_candidates(
+        dict(candidates=["b", "a"], epochs=3, seeds=[0, 1], fraction=1.0), {}, "root")
     assert list(runs["val accuracy"]) == [0.7, 0.65, 0.5, 0.6]
     assert list(runs["best epoch"]) == [1, 2, 2, 3]
     assert list(runs["train accuracy"]) == [0.95, 0.9, 0.75, 0.85]  # at the best epoch
@@ -635,6 +660,33 @@ def test_compare_candidates_scores_each_run_by_its_best_epoch(monkeypatch):
     assert a["train"] == pytest.approx(0.8)
     assert a["mean"] == pytest.approx(0.55) and a["sd"] == pytest.approx(np.std([0.5, 0.6],
                                                                                ddof=1))
+
+
+def test_a_study_trains_on_its_stratified_share_of_the_faces():
+    from nnlib.cnn import study_data
+    y = np.repeat(np.arange(7), [40, 4, 20, 60, 30, 16, 30])  # 200 faces, imbalanced
+    data = {"X_train": np.arange(200)[:, None] * np.ones((1, 3)), "y_train": y,
+            "X_val": np.zeros((5, 3)), "y_val": np.arange(5)}
+    half = study_data(dict(fraction=0.5), data)
+    assert len(half["y_train"]) == 100 and half["X_val"] is data["X_val"]
+    assert np.bincount(half["y_train"]).tolist() == [20, 2, 10, 30, 15, 8, 15]
+    rows = half["X_train"][:, 0].astype(int)
+    assert len(set(rows)) == 100 and (y[rows] == half["y_train"]).all()  # faces, not copies
+    assert np.array_equal(study_data(dict(fraction=0.5), data)["X_train"], half["X_train"])
+    assert study_data(dict(fraction=1.0), data)["X_train"] is data["X_train"]
+
+
+def test_the_q6_budget_takes_the_notebooks_parameters():
+    from nnlib.cnn import Q6_BUDGETS, q6_budget
+    full = Q6_BUDGETS["full"]
+    assert q6_budget("full") == full
+    b = q6_budget("full", members=2, compare_epochs=5)
+    assert b["members"] == full["members"][:2] and b["comparison"]["epochs"] == 5
+    assert b["comparison"]["seeds"] == full["comparison"]["seeds"]
+    assert full["comparison"]["epochs"] == 30 and len(full["members"]) == 10  # untouched
+    for budget in Q6_BUDGETS.values():  # both studies in one shape
+        assert set(budget["comparison"]) == set(budget["ablation"]) == {
+            "fraction", "epochs", "seeds", "candidates"}
 
 
 def test_ablations_change_one_design_choice_of_compact():

@@ -149,6 +149,20 @@ def test_precision_and_recall_are_not_swapped(tmp_path):
     assert m["classes"] == list(FER2013_CLASSES)
 
 
+def test_metrics_of_predictions_match_those_of_evaluate(tmp_path):
+    from nnlib.evaluate import classification_metrics
+    y = [0, 0, 0, 0, 1, 1, 2, 3]
+    pred = [0, 0, 1, 2, 0, 1, 2, 2]
+    data = write_csv(tmp_path / "t.csv", [(c, image({}), "PublicTest") for c in y])
+    m = classification_metrics(np.array(y), pred)
+    assert m["f1"][:4] == pytest.approx([4 / 7, 1 / 2, 1 / 2, 0])  # by hand, as above
+    assert m["accuracy"] == 0.5 and m["n"] == 8 and m["predictions"] == pred
+    full = evaluate(Fixed(pred), data)
+    assert list(full) == ["accuracy", "n", "split", "counts", "classes", "confusion_matrix",
+                          "precision", "recall", "f1", "predictions"]
+    assert {k: v for k, v in full.items() if k not in ("split", "counts")} == m
+
+
 def test_unlabelled_images_are_predicted_not_scored(tmp_path):
     flat = tmp_path / "flat"
     for i, v in enumerate([9, 0, 5]):  # read in name order

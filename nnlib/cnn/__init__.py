@@ -16,8 +16,8 @@ the model's first layer, so a saved ``.keras`` file carries its preprocessing.
 | ``train`` | ``train_cnn`` (resumable, crash-safe), ``measure_throughput`` |
 | ``run_folder`` | a run's record, history and checkpoint; ``stop_run``, ``drop_weights`` |
 | ``recipes`` | ``train_member``, ``train_candidate``, ``train_student``: one path; |
-| | ``compare_candidates`` over seeds |
-| ``budgets`` | the Q6 and Q7 notebooks' budgets, shared with their scripts |
+| | ``compare_candidates`` over seeds, on a study's share of the faces (``study_data``) |
+| ``budgets`` | the Q6 and Q7 notebooks' budgets (``q6_budget``), shared with their scripts |
 | ``ensemble`` | test-time augmentation, ensembles, choosing members and views, ``predict_keras`` |
 | ``stored`` | a finished run's weights kept once, in the ensemble that holds them |
 | ``teacher`` | a teacher's class probabilities for distillation, cached by fingerprint |
@@ -26,7 +26,7 @@ the model's first layer, so a saved ``.keras`` file carries its preprocessing.
 | ``io`` | ``load_keras_model`` (safe mode, clear errors), ``save_keras_model`` (atomic) |
 """
 from nnlib.cnn.augment import AUGMENT, make_dataset, random_affine
-from nnlib.cnn.budgets import Q6_BUDGETS, Q7_BUDGETS, member_specs
+from nnlib.cnn.budgets import Q6_BUDGETS, Q7_BUDGETS, member_specs, q6_budget
 from nnlib.cnn.distill import keras_distillation_loss, slim
 from nnlib.cnn.ensemble import (
     Selection,
@@ -53,6 +53,7 @@ from nnlib.cnn.recipes import (
     candidate_dir,
     compare_candidates,
     store_in_ensemble,
+    study_data,
     train_candidate,
     train_member,
     train_student,
@@ -67,7 +68,7 @@ __all__ = [
     "device_description",
     "drop_weights", "ensemble", "keras_accuracy", "keras_distillation_loss", "load_keras_model",
     "make_dataset", "measure_throughput", "member_scores", "member_specs", "predict_keras",
-    "processor_name", "random_affine", "save_keras_model", "select_members", "slim",
-    "stop_run", "store_in_ensemble", "train_candidate", "train_cnn", "train_member",
+    "processor_name", "q6_budget", "random_affine", "save_keras_model", "select_members", "slim",
+    "stop_run", "store_in_ensemble", "study_data", "train_candidate", "train_cnn", "train_member",
     "train_student", "with_tta",
 ]

@@ -20,13 +20,14 @@ CPU = dict(arch="compact")
 # is unused: a vgg_small run on this CPU, given up after 15 of its 32 epochs once the GPU
 # machine trained that network (seed 8); the later members keep their seeds
 GPU = dict(patience=50)
+# Two studies of candidates (``compare_candidates``), each trained alike on ``fraction`` of
+# the training faces: the comparison of architectures and settings, and the ablations:
+# "compact" and its variants that change one design choice each, on a short budget (half
+# the faces, 8 epochs, two seeds: what two CPU cores allow for twelve runs)
 Q6_BUDGETS = {
-    # ablation: "compact" and its variants that change one design choice each, trained
-    # alike on a short budget (half the training faces, 8 epochs, two seeds): what two
-    # CPU cores allow for twelve runs
-    "full": dict(compare_fraction=1.0, compare_epochs=30, compare_seeds=[0, 1, 2],
-                 candidates=COMPARED, patience=20, hours=4,
+    "full": dict(comparison=dict(fraction=1.0, epochs=30, seeds=[0, 1, 2], candidates=COMPARED),
                  ablation=dict(fraction=0.5, epochs=8, seeds=[0, 1], candidates=ABLATIONS),
+                 patience=20, hours=4,
                  members=[dict(epochs=80, **CPU), dict(epochs=35, **CPU),
                           dict(epochs=8, init=0, **CPU, **WARM),
                           dict(epochs=8, init=0, **CPU, **WARM), dict(epochs=65, **CPU),
@@ -35,10 +36,10 @@ Q6_BUDGETS = {
                           dict(seed=8, arch="vgg_small", epochs=290, **GPU),
                           dict(seed=9, arch="vgg_small", epochs=8, init=8, **WARM),
                           dict(seed=10, arch="vgg", epochs=6, init=7, **WARM)]),
-    "smoke": dict(compare_fraction=0.5, compare_epochs=1, compare_seeds=[0], patience=2,
-                  hours=None, candidates=["tiny"],
+    "smoke": dict(comparison=dict(fraction=0.5, epochs=1, seeds=[0], candidates=["tiny"]),
                   ablation=dict(fraction=0.5, epochs=1, seeds=[0],
                                 candidates=["compact", "compact, SGD"]),
+                  patience=2, hours=None,
                   members=[dict(epochs=2), dict(epochs=2), dict(epochs=1, init=0, **WARM)]),
 }
 
@@ -65,6 +66,16 @@ Q7_BUDGETS = {
 }
 # Q7's CNN student: Q6's compact member ``START_SEED`` slimmed to ``STUDENT_ARCH``
 STUDENT_ARCH, START_ARCH, START_SEED = "small", "compact", 0
+
+
+def q6_budget(profile, members=None, compare_epochs=None):
+    """``Q6_BUDGETS[profile]`` with the notebook's parameters applied: only the first
+    ``members`` members (None: all), and the comparison's runs ``compare_epochs`` long
+    (None: the profile's)."""
+    budget = dict(Q6_BUDGETS[profile], members=Q6_BUDGETS[profile]["members"][:members])
+    if compare_epochs is not None:
+        budget["comparison"] = dict(budget["comparison"], epochs=compare_epochs)
+    return budget
 
 
 def member_specs(budget, arch):

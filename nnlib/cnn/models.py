@@ -2,7 +2,10 @@
 settings, and a description of the device Keras computes on."""
 from __future__ import annotations
 
+import functools
 import os
+
+import numpy as np
 
 from nnlib.cnn.backend import import_keras, import_tensorflow
 
@@ -20,8 +23,12 @@ ARCHITECTURES = {
 
 # the design every architecture shares unless an override changes it (Q6's ablations):
 # batch normalisation after each convolution, 2x2 max pooling after each block ("stride":
-# the block's last convolution strides by 2 instead), zero ("same") padding
-DESIGN = dict(batch_norm=True, downsample="pool", padding="same")
+# the block's last convolution strides by 2 instead), zero ("same") padding, the pixels
+# where they are (``shuffle_pixels``: one fixed random permutation of the pixel positions
+# before the first convolution, which a fully connected network's first layer would absorb
+# but which leaves a convolution no neighbourhoods to exploit)
+DESIGN = dict(batch_norm=True, downsample="pool", padding="same", shuffle_pixels=False)
+SHUFFLE_SEED = 0
 
 # With Keras's default 0.99 the moving statistics lag behind a fast-changing network, so
 # a short run scores near chance on validation; 0.9 follows within a few dozen steps and
@@ -61,7 +68,7 @@ def build_cnn(arch="compact", input_shape=(48, 48, 1), num_classes=7, l2=WEIGHT_
     normalisation and ReLU, each followed by 2x2 max pooling; global average pooling,
     one dense layer (none if ``dense`` is 0) with dropout, softmax. ``arch`` names an entry
     of ARCHITECTURES; ``overrides`` replace its keys (filters, convs, dense, dropout) or
-    DESIGN's (batch_norm, downsample, padding)."""
+    DESIGN's (batch_norm, downsample, padding, shuffle_pixels)."""
     keras = import_keras()
     layers = keras.layers
     if arch not in ARCHITECTURES:
@@ -77,6 +84,8 @@ def build_cnn(arch="compact", input_shape=(48, 48, 1), num_classes=7, l2=WEIGHT_
     norm = spec["batch_norm"]
     inputs = keras.Input(input_shape, name="image")
     x = layers.Rescaling(1 / 255.0, name="scale")(inputs)
+    if spec["shuffle_pixels"]:  # after any augmentation, which warps the image itself
+        x = shuffle_pixels_layer()(seed=SHUFFLE_SEED, name="shuffle_pixels")(x)
     for b, filters in enumerate(spec["filters"], start=1):
         for k in range(spec["convs"]):
             stride = 2 if spec["downsample"] == "stride" and k == spec["convs"] - 1 else 1
@@ -97,6 +106,37 @@ def build_cnn(arch="compact", input_shape=(48, 48, 1), num_classes=7, l2=WEIGHT_
     x = layers.Dropout(spec["dropout"], name="dropout")(x)
     outputs = layers.Dense(num_classes, activation="softmax", name="scores")(x)
     return keras.Model(inputs, outputs, name=f"fer_{arch}")
+
+
+@functools.cache
+def shuffle_pixels_layer():
+    """``ShufflePixels``, defined once Keras is imported (registered, so that a model
+    holding it loads in safe mode)."""
+    keras = import_keras()
+
+    @keras.saving.register_keras_serializable(package="nnlib")
+    class ShufflePixels(keras.layers.Layer):
+        """Images (N, H, W, C) with their H*W pixel positions permuted by one fixed
+        permutation, drawn from ``seed``; the channels of a pixel move together."""
+
+        def __init__(self, seed=0, **kwargs):
+            super().__init__(**kwargs)
+            self.seed = seed
+
+        def build(self, input_shape):
+            h, w = input_shape[1], input_shape[2]
+            self.order = np.random.default_rng(self.seed).permutation(h * w)
+
+        def call(self, images):
+            ops = keras.ops
+            shape = ops.shape(images)
+            flat = ops.reshape(images, (shape[0], -1, shape[3]))
+            return ops.reshape(ops.take(flat, self.order, axis=1), shape)
+
+        def get_config(self):
+            return {**super().get_config(), "seed": self.seed}
+
+    return ShufflePixels
 
 
 def device_description():

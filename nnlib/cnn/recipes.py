@@ -1,7 +1,8 @@
 """The recipes that train a CNN as the notebooks do, each through one path
 (``train_recipe``: seeds set, the network built, ``train_cnn`` run, resumed or read back):
 Q6's ensemble members (``train_member``) and its candidates compared on validation
-(``train_candidate``, ``compare_candidates``), Q7's distilled student (``train_student``).
+(``train_candidate``, ``compare_candidates`` on ``study_data``), Q7's distilled student
+(``train_student``).
 The notebooks and the scripts both train through them, so that either reads back what the
 other trained. Once Q6's ensemble is saved, ``store_in_ensemble`` keeps each member's
 weights only there."""
@@ -18,16 +19,18 @@ from nnlib.cnn.models import WEIGHT_DECAY, build_cnn, configure_tensorflow
 from nnlib.cnn.run_folder import drop_weights
 from nnlib.cnn.stored import store_run_weights
 from nnlib.cnn.train import PATIENCE, train_cnn
+from nnlib.data import subsample
 from nnlib.digest import arrays_digest
 
 MEMBER_DEFAULTS = dict(lr=1e-3, patience=PATIENCE, batch_size=64)
 
 # name -> the architecture and what differs from its defaults: build_cnn's overrides, or
 # train_cnn's batch_size, weight_decay (0 also drops the L2 penalty of the layers),
-# optimizer and lr. The last five change one design choice of "compact" each (Q6's
+# optimizer and lr. The last six change one design choice of "compact" each (Q6's
 # ablations): its optimizer (SGD with momentum at the usual rate for batch normalised
 # networks), its batch normalisation, its depth alone (two convolutions per block, the
-# same widths), stride-2 convolutions instead of pooling, and no zero padding
+# same widths), stride-2 convolutions instead of pooling, no zero padding, and the pixels
+# shuffled (a test of the convolution's inductive bias: neighbouring pixels belong together)
 CANDIDATES = {
     "compact": dict(arch="compact"),
     "tiny": dict(arch="tiny"),
@@ -42,12 +45,13 @@ CANDIDATES = {
     "compact, two convs per block": dict(arch="compact", convs=2),
     "compact, strided convs": dict(arch="compact", downsample="stride"),
     "compact, valid padding": dict(arch="compact", padding="valid"),
+    "compact, shuffled pixels": dict(arch="compact", shuffle_pixels=True),
 }
 TRAIN_KEYS = ("batch_size", "weight_decay", "optimizer", "lr")
 # the ablations of "compact" (beside compact itself), and the architecture comparison: the
 # other candidates (Q6_BUDGETS)
 ABLATIONS = ["compact", "compact, SGD", "compact, no batch norm", "compact, two convs per block",
-             "compact, strided convs", "compact, valid padding"]
+             "compact, strided convs", "compact, valid padding", "compact, shuffled pixels"]
 COMPARED = [name for name in CANDIDATES if name not in ABLATIONS[1:]]
 
 
@@ -114,17 +118,27 @@ def train_candidate(name, data, run_root, epochs, seed, jit_compile=False, verbo
     return model.count_params(), run
 
 
-def compare_candidates(names, data, run_root, epochs, seeds, jit_compile=False):
-    """Train (or read back) each candidate of ``names`` with each of ``seeds`` for
-    ``epochs`` (``train_candidate``) and score it by its best validation accuracy. Returns
-    (one row per run: candidate, seed, parameters, val accuracy, best epoch, and the
-    training accuracy of that epoch (augmented batches, in training mode); one row per
-    candidate in the order of ``names``: parameters, mean and sd of the val accuracy over
-    the seeds, mean best epoch, mean training accuracy)."""
+def study_data(study, data, seed=0):
+    """``data`` with its training part cut to a seeded stratified ``study["fraction"]``
+    (a Q6 study: the comparison or the ablations); the validation part unchanged."""
+    n = int(len(data["X_train"]) * study["fraction"])
+    X, y = subsample(data["X_train"], data["y_train"], n, seed)
+    return {**data, "X_train": X, "y_train": y}
+
+
+def compare_candidates(study, data, run_root, jit_compile=False):
+    """Train (or read back) each of a Q6 ``study``'s candidates (dict: candidates, epochs,
+    seeds, fraction) with each seed, on its fraction of the training faces
+    (``study_data``; ``train_candidate``), and score it by its best validation accuracy.
+    Returns (one row per run: candidate, seed, parameters, val accuracy, best epoch, and
+    the training accuracy of that epoch (augmented batches, in training mode); one row per
+    candidate in the study's order: parameters, mean and sd of the val accuracy over the
+    seeds, mean best epoch, mean training accuracy)."""
+    data = study_data(study, data)
     rows = []
-    for name in names:
-        for seed in seeds:
-            params, run = train_candidate(name, data, run_root, epochs, seed,
+    for name in study["candidates"]:
+        for seed in study["seeds"]:
+            params, run = train_candidate(name, data, run_root, study["epochs"], seed,
                                           jit_compile=jit_compile)
             best = int(np.argmax(run.history["val_accuracy"]))
             rows.append((name, seed, params, run.history["val_accuracy"][best], 1 + best,
