@@ -22,3 +22,14 @@ def test_layer_table_of_a_small_network():
     assert t["output shape"].tolist() == ["10 x 3 x 4", "5 x 1 x 4", "5 x 1 x 4", "20", "3"]
     assert t["parameters"].tolist() == [64, 0, 0, 0, 20 * 3 + 3]
     assert t["parameters"].sum() == model.count_params()
+
+
+def test_architecture_table_counts_the_parameters():
+    from nnlib.cnn.summary import architecture_table
+    t = architecture_table(["tiny", "compact"]).set_index("network")
+    assert t.loc["tiny", "filters per block"] == "8-16" and t.loc["tiny", "convs per block"] == 1
+    assert t.loc["tiny", "dense units"] == 32 and t.loc["tiny", "dropout"] == 0.2
+    # by hand: 3x3 convs without biases, batch norms of 4 per channel, dense and classifier
+    tiny = (9 * 1 * 8 + 4 * 8) + (9 * 8 * 16 + 4 * 16) + (16 * 32 + 32 + 4 * 32) + (32 * 7 + 7)
+    assert t.loc["tiny", "parameters"] == tiny == 2223
+    assert t.loc["compact", "parameters"] == 457_895  # the compact member of the report

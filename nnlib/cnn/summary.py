@@ -35,3 +35,17 @@ def layer_table(model):
              " x ".join(str(d) for d in layer.output.shape[1:]), layer.count_params())
             for layer in model.layers if type(layer).__name__ != "InputLayer"]
     return pd.DataFrame(rows, columns=["layer", "settings", "output shape", "parameters"])
+
+
+def architecture_table(names):
+    """A DataFrame with one row per architecture of ``names`` (keys of ARCHITECTURES):
+    filters per block, convolutions per block, dense units, dropout and parameters of the
+    network ``build_cnn`` makes of it."""
+    import pandas as pd
+
+    from nnlib.cnn.models import ARCHITECTURES, build_cnn
+    rows = [(n, "-".join(map(str, ARCHITECTURES[n]["filters"])), ARCHITECTURES[n]["convs"],
+             ARCHITECTURES[n]["dense"], ARCHITECTURES[n]["dropout"], build_cnn(n).count_params())
+            for n in names]
+    return pd.DataFrame(rows, columns=["network", "filters per block", "convs per block",
+                                       "dense units", "dropout", "parameters"])
