@@ -3,11 +3,9 @@ tf.data map for the CPU (``random_affine``, ``make_dataset``) or as a registered
 layer inside the training step for JAX or PyTorch (``RandomAffine``)."""
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 
-from nnlib.cnn.backend import import_keras, import_tensorflow
+from nnlib.cnn.backend import import_tensorflow, keras_layer
 
 # the largest warp of a training image: a shift (fraction of the size), a rotation
 # (fraction of a turn) and a zoom (fraction of the scale), each drawn uniformly up to it
@@ -59,13 +57,10 @@ def random_affine(images, shift=AUGMENT["shift"], rotation=AUGMENT["rotation"],
         fill_value=0.0, interpolation="BILINEAR", fill_mode="NEAREST")
 
 
-@functools.cache
-def random_affine_layer():
-    """``RandomAffine``, defined once Keras is imported (registered, so that a model
-    holding it loads in safe mode)."""
-    keras = import_keras()
+@keras_layer
+def random_affine_layer(keras):
+    """``RandomAffine`` (``keras_layer``)."""
 
-    @keras.saving.register_keras_serializable(package="nnlib")
     class RandomAffine(keras.layers.Layer):
         """``random_affine`` as a Keras layer of any backend: while training, one random
         flip, rotation, zoom and shift per image, drawn from the layer's own seeded

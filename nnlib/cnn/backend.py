@@ -4,6 +4,7 @@ start-up logs are kept quiet unless ``TF_CPP_MIN_LOG_LEVEL`` is set."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import sys
@@ -59,6 +60,18 @@ def import_keras():
         import_tensorflow()  # first, so that its start-up lines are held back
     import keras
     return keras
+
+
+def keras_layer(define):
+    """A function returning the Keras layer class that ``define(keras)`` makes, defined once
+    Keras is imported and registered under the package "nnlib", so that a model holding
+    it loads in safe mode."""
+    @functools.cache
+    def layer_class():
+        keras = import_keras()
+        return keras.saving.register_keras_serializable(package="nnlib")(define(keras))
+    layer_class.__doc__ = define.__doc__
+    return layer_class
 
 
 def import_tensorflow():

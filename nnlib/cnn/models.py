@@ -2,12 +2,11 @@
 settings, and a description of the device Keras computes on."""
 from __future__ import annotations
 
-import functools
 import os
 
 import numpy as np
 
-from nnlib.cnn.backend import import_keras, import_tensorflow
+from nnlib.cnn.backend import import_keras, import_tensorflow, keras_layer
 
 # filters per block, convolutions per block, dense units, dropout before the classifier
 ARCHITECTURES = {
@@ -108,13 +107,10 @@ def build_cnn(arch="compact", input_shape=(48, 48, 1), num_classes=7, l2=WEIGHT_
     return keras.Model(inputs, outputs, name=f"fer_{arch}")
 
 
-@functools.cache
-def shuffle_pixels_layer():
-    """``ShufflePixels``, defined once Keras is imported (registered, so that a model
-    holding it loads in safe mode)."""
-    keras = import_keras()
+@keras_layer
+def shuffle_pixels_layer(keras):
+    """``ShufflePixels`` (``keras_layer``)."""
 
-    @keras.saving.register_keras_serializable(package="nnlib")
     class ShufflePixels(keras.layers.Layer):
         """Images (N, H, W, C) with their H*W pixel positions permuted by one fixed
         permutation, drawn from ``seed``; the channels of a pixel move together."""
