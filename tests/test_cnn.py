@@ -566,6 +566,16 @@ def test_build_cnn_design_ablations():
         build_cnn("tiny", downsample="average")
 
 
+def test_the_fully_connected_control_has_q5s_layers():
+    from nnlib.cnn.models import build_mlp
+    model = build_mlp()
+    # by hand: dense layers without biases, batch norms of 4 per unit, the classifier
+    assert model.count_params() == (2304 * 964 + 4 * 964) + (964 * 953 + 4 * 953) + (953 * 7 + 7)
+    assert [la.units for la in model.layers if la.name.startswith("dense")] == [964, 953]
+    assert model.output_shape == (None, 7)
+    assert build_mlp(l2=0).get_layer("dense1").kernel_regularizer is None
+
+
 def test_shuffled_pixels_are_one_fixed_permutation_of_positions(tmp_path):
     import keras
     plain = build_cnn("tiny")
@@ -695,6 +705,9 @@ def test_ablations_change_one_design_choice_of_compact():
         names = profile["ablation"]["candidates"]
         assert names[0] == "compact" and set(names) <= set(CANDIDATES)
         for name in names[1:]:
+            if name == "fully connected":  # the control: not a CNN, trained alike
+                assert CANDIDATES[name] == {"arch": "mlp"}
+                continue
             spec = dict(CANDIDATES[name])
             assert spec.pop("arch") == "compact"
             # SGD brings its own learning rate; every other ablation changes one setting

@@ -26,7 +26,9 @@ GPU = dict(patience=50)
 # the faces, 8 epochs, two seeds: what two CPU cores allow for twelve runs)
 Q6_BUDGETS = {
     "full": dict(comparison=dict(fraction=1.0, epochs=30, seeds=[0, 1, 2], candidates=COMPARED),
-                 ablation=dict(fraction=0.5, epochs=8, seeds=[0, 1], candidates=ABLATIONS),
+                 # and, trained alike, a fully connected network (Q6's like-for-like control)
+                 ablation=dict(fraction=0.5, epochs=8, seeds=[0, 1],
+                               candidates=ABLATIONS + ["fully connected"]),
                  patience=20, hours=4,
                  members=[dict(epochs=80, **CPU), dict(epochs=35, **CPU),
                           dict(epochs=8, init=0, **CPU, **WARM),

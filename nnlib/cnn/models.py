@@ -20,6 +20,11 @@ ARCHITECTURES = {
     "vgg": dict(filters=(64, 128, 256, 512), convs=2, dense=512, dropout=0.5),
 }
 
+# a fully connected network trained with the CNNs' recipe (Q6's like-for-like control):
+# Q5's final hidden widths, each dense layer with batch normalisation and ReLU, and
+# compact's dropout before the classifier
+MLP = dict(hidden=(964, 953), dropout=0.4)
+
 # the design every architecture shares unless an override changes it (Q6's ablations):
 # batch normalisation after each convolution, 2x2 max pooling after each block ("stride":
 # the block's last convolution strides by 2 instead), zero ("same") padding, the pixels
@@ -105,6 +110,24 @@ def build_cnn(arch="compact", input_shape=(48, 48, 1), num_classes=7, l2=WEIGHT_
     x = layers.Dropout(spec["dropout"], name="dropout")(x)
     outputs = layers.Dense(num_classes, activation="softmax", name="scores")(x)
     return keras.Model(inputs, outputs, name=f"fer_{arch}")
+
+
+def build_mlp(input_shape=(48, 48, 1), num_classes=7, l2=WEIGHT_DECAY):
+    """``MLP`` as a Keras network on the CNNs' inputs (uint8 images scaled to [0, 1],
+    flattened): dense layers without biases, each followed by batch normalisation and
+    ReLU, then dropout and the softmax classifier."""
+    keras = import_keras()
+    layers = keras.layers
+    reg = keras.regularizers.l2(l2) if l2 else None
+    inputs = keras.Input(input_shape, name="image")
+    x = layers.Flatten(name="flatten")(layers.Rescaling(1 / 255.0, name="scale")(inputs))
+    for i, units in enumerate(MLP["hidden"], start=1):
+        x = layers.Dense(units, use_bias=False, kernel_regularizer=reg, name=f"dense{i}")(x)
+        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"bn{i}")(x)
+        x = layers.ReLU(name=f"relu{i}")(x)
+    x = layers.Dropout(MLP["dropout"], name="dropout")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="scores")(x)
+    return keras.Model(inputs, outputs, name="fer_mlp")
 
 
 @keras_layer

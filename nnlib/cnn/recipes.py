@@ -15,7 +15,7 @@ import pandas as pd
 
 from nnlib.classifiers import soften
 from nnlib.cnn.distill import distillation_targets, slim
-from nnlib.cnn.models import WEIGHT_DECAY, build_cnn, configure_tensorflow
+from nnlib.cnn.models import WEIGHT_DECAY, build_cnn, build_mlp, configure_tensorflow
 from nnlib.cnn.run_folder import drop_weights
 from nnlib.cnn.stored import store_run_weights
 from nnlib.cnn.train import PATIENCE, train_cnn
@@ -46,13 +46,15 @@ CANDIDATES = {
     "compact, strided convs": dict(arch="compact", downsample="stride"),
     "compact, valid padding": dict(arch="compact", padding="valid"),
     "compact, shuffled pixels": dict(arch="compact", shuffle_pixels=True),
+    # not a CNN: Q5's layers trained with compact's recipe (models.MLP)
+    "fully connected": dict(arch="mlp"),
 }
 TRAIN_KEYS = ("batch_size", "weight_decay", "optimizer", "lr")
 # the ablations of "compact" (beside compact itself), and the architecture comparison: the
 # other candidates (Q6_BUDGETS)
 ABLATIONS = ["compact", "compact, SGD", "compact, no batch norm", "compact, two convs per block",
              "compact, strided convs", "compact, valid padding", "compact, shuffled pixels"]
-COMPARED = [name for name in CANDIDATES if name not in ABLATIONS[1:]]
+COMPARED = [name for name in CANDIDATES if name not in ABLATIONS[1:] + ["fully connected"]]
 
 
 def train_recipe(seed, build, data, run_dir, **train):
@@ -110,9 +112,10 @@ def train_candidate(name, data, run_root, epochs, seed, jit_compile=False, verbo
     arch = spec.pop("arch")
     train = {k: spec.pop(k) for k in TRAIN_KEYS if k in spec}
     run_dir = Path(run_root) / candidate_dir(name, seed)
+    l2 = train.get("weight_decay", WEIGHT_DECAY)
     model, run = train_recipe(
-        seed, lambda: build_cnn(arch, l2=train.get("weight_decay", WEIGHT_DECAY), **spec), data,
-        run_dir, epochs=epochs, jit_compile=jit_compile, verbose=verbose, **train)
+        seed, lambda: build_mlp(l2=l2) if arch == "mlp" else build_cnn(arch, l2=l2, **spec),
+        data, run_dir, epochs=epochs, jit_compile=jit_compile, verbose=verbose, **train)
     if (run_dir / "best.keras").exists():
         drop_weights(run_dir)
     return model.count_params(), run
