@@ -701,11 +701,12 @@ def test_the_q6_budget_takes_the_notebooks_parameters():
 
 def test_ablations_change_one_design_choice_of_compact():
     from nnlib.cnn import CANDIDATES, Q6_BUDGETS
+    from nnlib.cnn.recipes import CONTROLS
     for profile in Q6_BUDGETS.values():
         names = profile["ablation"]["candidates"]
         assert names[0] == "compact" and set(names) <= set(CANDIDATES)
         for name in names[1:]:
-            if name == "fully connected":  # the control: not a CNN, trained alike
+            if name in CONTROLS:  # not a CNN, trained alike
                 assert CANDIDATES[name] == {"arch": "mlp"}
                 continue
             spec = dict(CANDIDATES[name])

@@ -5,7 +5,7 @@ a run trained by a script is read back by the notebook only if both use the same
 settings. A notebook picks its profile's budget with ``nnlib.export.choose_budget``."""
 from __future__ import annotations
 
-from nnlib.cnn.recipes import ABLATIONS, COMPARED, MEMBER_DEFAULTS
+from nnlib.cnn.recipes import ABLATIONS, COMPARED, CONTROLS, MEMBER_DEFAULTS
 
 # Q6's ensemble members, one per seed (``seed``, else the place in the list): from scratch,
 # or a warm restart from member ``init`` at a lower learning rate. ``arch``: the members of
@@ -28,7 +28,7 @@ Q6_BUDGETS = {
     "full": dict(comparison=dict(fraction=1.0, epochs=30, seeds=[0, 1, 2], candidates=COMPARED),
                  # and, trained alike, a fully connected network (Q6's like-for-like control)
                  ablation=dict(fraction=0.5, epochs=8, seeds=[0, 1],
-                               candidates=ABLATIONS + ["fully connected"]),
+                               candidates=ABLATIONS + CONTROLS),
                  patience=20, hours=4,
                  members=[dict(epochs=80, **CPU), dict(epochs=35, **CPU),
                           dict(epochs=8, init=0, **CPU, **WARM),

@@ -50,11 +50,12 @@ CANDIDATES = {
     "fully connected": dict(arch="mlp"),
 }
 TRAIN_KEYS = ("batch_size", "weight_decay", "optimizer", "lr")
-# the ablations of "compact" (beside compact itself), and the architecture comparison: the
-# other candidates (Q6_BUDGETS)
+# the ablations of "compact" (beside compact itself), the controls trained with them, and
+# the architecture comparison: the other candidates (Q6_BUDGETS)
 ABLATIONS = ["compact", "compact, SGD", "compact, no batch norm", "compact, two convs per block",
              "compact, strided convs", "compact, valid padding", "compact, shuffled pixels"]
-COMPARED = [name for name in CANDIDATES if name not in ABLATIONS[1:] + ["fully connected"]]
+CONTROLS = ["fully connected"]  # trained beside the ablations, alike
+COMPARED = [name for name in CANDIDATES if name not in ABLATIONS[1:] + CONTROLS]
 
 
 def train_recipe(seed, build, data, run_dir, **train):
