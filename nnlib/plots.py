@@ -4,11 +4,11 @@ from __future__ import annotations
 import numpy as np
 
 
-def plot_confusion(cm, classes, figsize=(8, 3.6)):
+def plot_confusion(cm, classes, figsize=(6.3, 3.3)):
     """Two heat maps of a confusion matrix ``cm`` (C, C) of counts (rows: true class,
     columns: predicted): the counts, and each row as a percentage of its true class;
-    numbers at 8 pt, so that a ``figsize`` (inches) of the report's text width, (6.3,
-    3.3), prints them at 8 pt unscaled. Returns the matplotlib figure."""
+    numbers at 8 pt. The default ``figsize`` (inches) is the report's text width (16 cm),
+    so that they print at 8 pt unscaled. Returns the matplotlib figure."""
     import matplotlib.pyplot as plt
     import seaborn as sns
     cm = np.asarray(cm)

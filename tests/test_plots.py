@@ -13,8 +13,8 @@ def test_confusion_figure_shows_counts_and_row_percentages():
     counts, pct = fig.axes[:2]
     assert [t.get_text() for t in counts.texts] == ["8", "2", "0", "0"]
     assert [t.get_text() for t in pct.texts] == ["80", "20", "0", "0"]
-    assert tuple(fig.get_size_inches()) == (8, 3.6)
-    assert tuple(plot_confusion(cm, ["a", "b"], figsize=(6.3, 3.3)).get_size_inches()) == (6.3, 3.3)
+    assert tuple(fig.get_size_inches()) == (6.3, 3.3)  # the report's text width
+    assert tuple(plot_confusion(cm, ["a", "b"], figsize=(8, 3.6)).get_size_inches()) == (8, 3.6)
 
 
 def test_confusion_shape_must_match_classes():
