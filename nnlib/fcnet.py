@@ -12,6 +12,7 @@ import contextlib
 import numpy as np
 
 from nnlib._checks import check_finite, check_labels, check_probability
+from nnlib._scratch import scaled
 from nnlib.classifiers import distillation_loss, softmax
 from nnlib.layers import (
     dropout_backward,
@@ -203,7 +204,7 @@ class FullyConnectedNet:
             for i in range(1, L + 1):
                 W = self.params[f"W{i}"]
                 reg_loss += 0.5 * self.reg * float(np.vdot(W, W))
-                grads[f"W{i}"] += reg * W
+                grads[f"W{i}"] += scaled(W, reg)
         self.last_reg_loss = reg_loss
         return loss + reg_loss, grads
 

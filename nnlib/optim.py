@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from nnlib._scratch import scaled
+
 
 def sgd(w, dw, config=None):
     """Vanilla stochastic gradient descent: ``w -= learning_rate * dw``."""
@@ -39,7 +41,7 @@ def sgd_momentum(w, dw, config=None):
     """
     config, v = _momentum_state(w, config)
     v *= w.dtype.type(config["momentum"])
-    v -= w.dtype.type(config["learning_rate"]) * dw
+    v -= scaled(dw, w.dtype.type(config["learning_rate"]))
     w += v
     config["velocity"] = v
     return w, config

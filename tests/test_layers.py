@@ -67,6 +67,14 @@ def test_relu_forward_backward(rng):
     assert np.all(relu_backward(np.ones((1, 3)), np.array([[-1.0, 0.0, 2.0]])) == [0, 0, 1])
 
 
+
+def test_relu_backward_blocked_entries_are_positive_zero():
+    """A negative dout where X <= 0 gives 0.0, not -0.0: the same bits as np.where."""
+    dout = np.array([[-1.5, -2.0, -3.0, 4.0]], np.float32)
+    X = np.array([[-1.0, 0.0, 2.0, -0.5]], np.float32)
+    dX = relu_backward(dout, X)
+    assert dX.tobytes() == np.array([[0.0, 0.0, -3.0, 0.0]], np.float32).tobytes()
+
 def test_dropout_mask_matches_randomstate_seed():
     X = np.ones((50, 40))
     p = 0.3

@@ -105,3 +105,24 @@ def test_adam_bias_correction_follows_the_step_count():
         v = 0.999 * v + 0.001 * g * g
         ref_w -= 0.1 * (m / (1 - 0.9 ** t)) / ((v / (1 - 0.999 ** t)) ** 0.5 + 1e-8)
         assert abs(w[0] - ref_w) < 1e-12 and cfg["t"] == t
+
+
+def test_sgd_momentum_alternating_shapes_reuse_no_stale_scratch():
+    """The scaled gradient lives in a scratch array reused per shape: alternating two
+    parameters of different shapes (and dtypes) gives, bit for bit, the steps computed
+    with fresh temporaries, and leaves every gradient untouched."""
+    rng = np.random.default_rng(3)
+    shapes = [((40, 30), np.float32), ((30,), np.float32), ((40, 30), np.float64)]
+    ws = [rng.standard_normal(s).astype(t) for s, t in shapes]
+    refs = [(w.copy(), np.zeros_like(w)) for w in ws]
+    configs = [{"learning_rate": 0.1, "momentum": 0.9} for _ in ws]
+    for _ in range(3):
+        for i, (w, (rw, rv)) in enumerate(zip(ws, refs)):
+            dw = rng.standard_normal(w.shape).astype(w.dtype)
+            dw_before = dw.copy()
+            sgd_momentum(w, dw, configs[i])
+            rv *= w.dtype.type(0.9)
+            rv -= w.dtype.type(0.1) * dw
+            rw += rv
+            assert w.tobytes() == rw.tobytes()
+            assert np.array_equal(dw, dw_before)
