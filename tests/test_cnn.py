@@ -540,7 +540,7 @@ def test_build_cnn_overrides_and_no_dense_layer():
     assert plain.count_params() - no_dense.count_params() == dense_weights
     assert no_dense.get_layer("dropout").rate == 0.0
     with pytest.raises(ValueError, match="unknown settings"):
-        build_cnn("tiny", kernel=5)
+        build_cnn("tiny", kernel_size=5)
 
 
 def test_build_cnn_design_ablations():

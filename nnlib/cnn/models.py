@@ -31,7 +31,8 @@ MLP = dict(hidden=(964, 953), dropout=0.4)
 # where they are (``shuffle_pixels``: one fixed random permutation of the pixel positions
 # before the first convolution, which a fully connected network's first layer would absorb
 # but which leaves a convolution no neighbourhoods to exploit)
-DESIGN = dict(batch_norm=True, downsample="pool", padding="same", shuffle_pixels=False)
+DESIGN = dict(kernel=3, batch_norm=True, downsample="pool", padding="same",
+              shuffle_pixels=False)
 SHUFFLE_SEED = 0
 
 # With Keras's default 0.99 the moving statistics lag behind a fast-changing network, so
@@ -72,7 +73,7 @@ def build_cnn(arch="compact", input_shape=(48, 48, 1), num_classes=7, l2=WEIGHT_
     normalisation and ReLU, each followed by 2x2 max pooling; global average pooling,
     one dense layer (none if ``dense`` is 0) with dropout, softmax. ``arch`` names an entry
     of ARCHITECTURES; ``overrides`` replace its keys (filters, convs, dense, dropout) or
-    DESIGN's (batch_norm, downsample, padding, shuffle_pixels)."""
+    DESIGN's (kernel, batch_norm, downsample, padding, shuffle_pixels)."""
     keras = import_keras()
     layers = keras.layers
     if arch not in ARCHITECTURES:
@@ -93,7 +94,7 @@ def build_cnn(arch="compact", input_shape=(48, 48, 1), num_classes=7, l2=WEIGHT_
     for b, filters in enumerate(spec["filters"], start=1):
         for k in range(spec["convs"]):
             stride = 2 if spec["downsample"] == "stride" and k == spec["convs"] - 1 else 1
-            x = layers.Conv2D(filters, 3, strides=stride, padding=spec["padding"],
+            x = layers.Conv2D(filters, spec["kernel"], strides=stride, padding=spec["padding"],
                               use_bias=not norm, kernel_regularizer=reg,
                               name=f"conv{b}_{k + 1}")(x)
             if norm:

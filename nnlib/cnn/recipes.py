@@ -46,6 +46,8 @@ CANDIDATES = {
     "compact, strided convs": dict(arch="compact", downsample="stride"),
     "compact, valid padding": dict(arch="compact", padding="valid"),
     "compact, shuffled pixels": dict(arch="compact", shuffle_pixels=True),
+    "compact, 5x5 kernels": dict(arch="compact", kernel=5),
+    "compact, three blocks": dict(arch="compact", filters=(32, 64, 128)),
     # not a CNN: Q5's layers trained with compact's recipe (models.MLP)
     "fully connected": dict(arch="mlp"),
 }
@@ -53,7 +55,8 @@ TRAIN_KEYS = ("batch_size", "weight_decay", "optimizer", "lr")
 # the ablations of "compact" (beside compact itself), the controls trained with them, and
 # the architecture comparison: the other candidates (Q6_BUDGETS)
 ABLATIONS = ["compact", "compact, SGD", "compact, no batch norm", "compact, two convs per block",
-             "compact, strided convs", "compact, valid padding", "compact, shuffled pixels"]
+             "compact, strided convs", "compact, valid padding", "compact, 5x5 kernels",
+             "compact, three blocks", "compact, shuffled pixels"]
 CONTROLS = ["fully connected"]  # trained beside the ablations, alike
 COMPARED = [name for name in CANDIDATES if name not in ABLATIONS[1:] + CONTROLS]
 

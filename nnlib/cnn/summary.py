@@ -2,6 +2,16 @@
 in a notebook or export to the report), with each layer's settings spelt out."""
 from __future__ import annotations
 
+# the words a reader knows for Keras's layer classes (any other keeps its class name)
+LAYER_NAMES = {
+    "Rescaling": "rescaling", "Conv2D": "convolution", "BatchNormalization": "batch norm",
+    "ReLU": "ReLU", "Activation": "activation", "MaxPooling2D": "max pooling",
+    "AveragePooling2D": "average pooling", "GlobalAveragePooling2D": "global average pool",
+    "Dense": "dense", "Dropout": "dropout", "Flatten": "flatten",
+    "ShufflePixels": "pixel shuffle",
+}
+PADDING = {"same": "zero padding", "valid": "no padding"}
+
 
 def _settings(layer):
     """The settings that shape a layer's output, in words ("3x3, stride 1, same")."""
@@ -10,12 +20,12 @@ def _settings(layer):
     if "kernel_size" in c:
         k = "x".join(map(str, c["kernel_size"]))
         s = "x".join(map(str, c["strides"])) if len(set(c["strides"])) > 1 else c["strides"][0]
-        return f"{c.get('filters', '')} filters {k}, stride {s}, {c['padding']}".lstrip()
+        return f"{c.get('filters', '')} filters {k}, stride {s}, {PADDING[c['padding']]}".lstrip()
     if "pool_size" in c:
         p = "x".join(map(str, c["pool_size"]))
         s = c["strides"] or c["pool_size"]
         s = "x".join(map(str, s)) if len(set(s)) > 1 else s[0]
-        return f"{p}, stride {s}, {c['padding']}"
+        return f"{p}, stride {s}, {PADDING[c['padding']]}"
     if kind == "Dense":
         activation = "" if c["activation"] == "linear" else f", {c['activation']}"
         return f"{c['units']} units{activation}"
@@ -27,11 +37,11 @@ def _settings(layer):
 
 
 def layer_table(model):
-    """A DataFrame with one row per layer of ``model``: layer (its class), settings,
+    """A DataFrame with one row per layer of ``model``: layer (its kind in words), settings,
     output shape (without the batch axis) and parameters; the total is their sum."""
     import pandas as pd
 
-    rows = [(type(layer).__name__, _settings(layer),
+    rows = [(LAYER_NAMES.get(type(layer).__name__, type(layer).__name__), _settings(layer),
              " x ".join(str(d) for d in layer.output.shape[1:]), layer.count_params())
             for layer in model.layers if type(layer).__name__ != "InputLayer"]
     return pd.DataFrame(rows, columns=["layer", "settings", "output shape", "parameters"])
