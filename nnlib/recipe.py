@@ -1,12 +1,15 @@
 """Q5's training recipe for the fully connected network on FER2013: the data
 (``fer_search_data``), the network and its Solver from a config dict (``build_model``,
 ``build_solver``; defaults ``DEFAULT_CONFIG``), one training run (``train_config``, reporting
-to an Optuna trial for pruning) and the learning-rate range test of Smith (2017)."""
+to an Optuna trial for pruning), settings repeated over seeds (``seed_runs``,
+``summarise_runs``) and the learning-rate range test of Smith (2017)."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from nnlib.data import FER2013_CLASSES, fer_split, shrink
 from nnlib.fcnet import FullyConnectedNet
@@ -81,6 +84,33 @@ def train_config(config, data, input_dim, num_classes, trial=None, seed=0, augme
     if trial is not None and str(solver.stop_reason).startswith("loss became"):
         trial.set_user_attr("diverged", True)
     return solver
+
+
+def seed_runs(configs, seeds, data, input_dim, num_classes, checkpoint_root):
+    """Train each config of ``configs`` (a dict: name -> config dict) with each of ``seeds``,
+    checkpointed in ``checkpoint_root / f"{name}_seed{seed}"`` so that a re-run reads them
+    back. Returns a DataFrame, one row per run: setting, seed, and at the run's best
+    validation epoch: best epoch (from 1), train accuracy, val accuracy."""
+    rows = []
+    for name, config in configs.items():
+        for s in seeds:
+            _, solver = build_solver(config, data, input_dim, num_classes, seed=s,
+                                     checkpoint_dir=Path(checkpoint_root) / f"{name}_seed{s}")
+            solver.train()
+            b = int(np.argmax(solver.val_acc_history))
+            rows.append((name, s, b + 1, solver.train_acc_history[b], solver.val_acc_history[b]))
+    return pd.DataFrame(rows, columns=["setting", "seed", "best epoch", "train accuracy",
+                                       "val accuracy"])
+
+
+def summarise_runs(runs):
+    """``seed_runs``'s rows by setting (in their order): val accuracy (mean) and (sd), train
+    accuracy (mean) and best epoch (mean)."""
+    return runs.groupby("setting", sort=False).agg(**{
+        "val accuracy (mean)": ("val accuracy", "mean"),
+        "val accuracy (sd)": ("val accuracy", "std"),
+        "train accuracy (mean)": ("train accuracy", "mean"),
+        "best epoch (mean)": ("best epoch", "mean")}).reset_index()
 
 
 def lr_range_test(config, data, input_dim, num_classes, lr_min=1e-5, lr_max=1.0,
