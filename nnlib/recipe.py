@@ -86,11 +86,12 @@ def train_config(config, data, input_dim, num_classes, trial=None, seed=0, augme
     return solver
 
 
-def seed_runs(configs, seeds, data, input_dim, num_classes, checkpoint_root):
+def seed_runs(configs, seeds, data, input_dim, num_classes, checkpoint_root, histories=None):
     """Train each config of ``configs`` (a dict: name -> config dict) with each of ``seeds``,
     checkpointed in ``checkpoint_root / f"{name}_seed{seed}"`` so that a re-run reads them
     back. Returns a DataFrame, one row per run: setting, seed, and at the run's best
-    validation epoch: best epoch (from 1), train accuracy, val accuracy."""
+    validation epoch: best epoch (from 1), train accuracy, val accuracy. ``histories``: a
+    dict to fill with each run's per-epoch HISTORIES, keyed (name, seed)."""
     rows = []
     for name, config in configs.items():
         for s in seeds:
@@ -99,6 +100,8 @@ def seed_runs(configs, seeds, data, input_dim, num_classes, checkpoint_root):
             solver.train()
             b = int(np.argmax(solver.val_acc_history))
             rows.append((name, s, b + 1, solver.train_acc_history[b], solver.val_acc_history[b]))
+            if histories is not None:
+                histories[name, s] = {h: list(getattr(solver, h)) for h in HISTORIES}
     return pd.DataFrame(rows, columns=["setting", "seed", "best epoch", "train accuracy",
                                        "val accuracy"])
 

@@ -993,12 +993,16 @@ def test_seed_runs_report_each_runs_best_epoch_and_read_back(tmp_path):
     data = blobs()
     configs = {"slow": {"hidden_dims": [8], "learning_rate": 1e-3, "num_epochs": 3},
                "fast": {"hidden_dims": [8], "learning_rate": 1e-1, "num_epochs": 3}}
-    runs = recipe.seed_runs(configs, [0, 1], data, 6, 3, tmp_path)
+    histories = {}
+    runs = recipe.seed_runs(configs, [0, 1], data, 6, 3, tmp_path, histories=histories)
     assert list(runs["setting"]) == ["slow", "slow", "fast", "fast"]
     for _, row in runs.iterrows():
         _, solver = recipe.build_solver(configs[row["setting"]], data, 6, 3, seed=row["seed"])
         solver.train()
         val = solver.val_acc_history
+        curves = histories[row["setting"], row["seed"]]
+        assert curves["val_loss_history"] == solver.val_loss_history
+        assert curves["train_acc_history"] == solver.train_acc_history
         assert row["val accuracy"] == max(val)
         assert row["best epoch"] == val.index(max(val)) + 1
         assert row["train accuracy"] == solver.train_acc_history[val.index(max(val))]

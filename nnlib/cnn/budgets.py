@@ -23,7 +23,7 @@ GPU = dict(patience=50)
 # Two studies of candidates (``compare_candidates``), each trained alike on ``fraction`` of
 # the training faces: the comparison of architectures and settings, and the ablations:
 # "compact" and its variants that change one design choice each, on a short budget (half
-# the faces, 8 epochs, two seeds: what two CPU cores allow for twelve runs)
+# the faces, 8 epochs, two seeds: what two CPU cores allow for twenty runs)
 Q6_BUDGETS = {
     "full": dict(comparison=dict(fraction=1.0, epochs=30, seeds=[0, 1, 2], candidates=COMPARED),
                  # and, trained alike, a fully connected network (Q6's like-for-like control)
