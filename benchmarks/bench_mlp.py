@@ -8,7 +8,8 @@ step: forward, backward, update; nnlib measures accuracy once an epoch on 1,000 
 and 1,000 validation samples, which its figure includes). Each case is measured
 ``--rounds`` times, the variants interleaved; printed: the median samples/s of each, the
 spread (lowest to highest), the ratios of the medians, and the fraction of the
-machine's float32 GEMM peak (measured here with NumPy) that nnlib reaches; under load
+machine's float32 GEMM peak (measured here with NumPy) that nnlib reaches, and the
+ceiling its step's matrix products alone set (timed alone, same shapes); under load
 also nnlib with BLAS's own thread count (NNLIB_THREADS=all), which is what nnlib's
 thread policy (nnlib.threads) replaces.
 
@@ -53,6 +54,27 @@ def _timed(f):
     t = time.perf_counter()
     f()
     return time.perf_counter() - t
+
+
+def products_ceiling(batch_size, repeats=50):
+    """Samples/s of the matrix products of a training step alone (forward for every layer,
+    dW for every layer, dX for all but the first), at nnlib's float32: what a step could
+    reach with its elementwise work, its update and its evaluation free."""
+    rng = np.random.default_rng(0)
+    W = [rng.standard_normal((a, b), dtype=np.float32) for a, b in zip(DIMS[:-1], DIMS[1:])]
+    h = [rng.standard_normal((batch_size, d), dtype=np.float32) for d in DIMS]
+    dW = [np.empty_like(w) for w in W]
+
+    def step():
+        for i, w in enumerate(W):
+            h[i] @ w
+            np.matmul(h[i].T, h[i + 1], out=dW[i])
+            if i:
+                h[i + 1] @ w.T
+
+    step()
+    best = min(_timed(lambda: [step() for _ in range(10)]) / 10 for _ in range(repeats // 10))
+    return batch_size / best
 
 
 def train_flops_per_sample():
@@ -173,12 +195,19 @@ def main(argv=None):
     print(f"sgemm peak            {peak / 1e9:8.1f} GFLOP/s ({os.cpu_count()} cores)")
     ours, idle = measure(X, y, args, "idle")
     frac = ours * train_flops_per_sample() / peak
+    ceiling = products_ceiling(args.batch_size)
     print(f"idle   nnlib at {frac:.0%} of the sgemm peak")
+    print(f"idle   the step's matrix products alone {ceiling:8.0f} samples/s: nnlib reaches "
+          f"{ours / ceiling:.0%} of it" + "".join(
+              f"; it is {ceiling / idle[n]['median']:.2f}x {VARIANTS[n][0]}"
+              for n in ("keras", "keras_plain") if n in idle))
     results = {"processor": processor(), "sgemm_gflops": round(peak / 1e9, 1),
                "cores": os.cpu_count(),
                "batch_size": args.batch_size, "samples": args.samples, "epochs": args.epochs,
                "rounds": args.rounds,
-               "idle": dict(idle, nnlib_fraction_of_peak=round(frac, 3))}
+               "idle": dict(idle, nnlib_fraction_of_peak=round(frac, 3),
+                            products_ceiling=round(ceiling),
+                            nnlib_fraction_of_ceiling=round(ours / ceiling, 3))}
     if not args.skip_loaded:
         with one_core_busy():
             _, loaded = measure(X, y, args, "loaded")

@@ -2,7 +2,7 @@
 (``fer_search_data``), the network and its Solver from a config dict (``build_model``,
 ``build_solver``; defaults ``DEFAULT_CONFIG``), one training run (``train_config``, reporting
 to an Optuna trial for pruning), settings repeated over seeds (``seed_runs``,
-``summarise_runs``) and the learning-rate range test of Smith (2017)."""
+``summarise_runs``, ``rate_grid``) and the learning-rate range test of Smith (2017)."""
 from __future__ import annotations
 
 import math
@@ -114,6 +114,25 @@ def summarise_runs(runs):
         "val accuracy (sd)": ("val accuracy", "std"),
         "train accuracy (mean)": ("train accuracy", "mean"),
         "best epoch (mean)": ("best epoch", "mean")}).reset_index()
+
+
+def rate_grid(config, factors, seeds, data, input_dim, num_classes, checkpoint_root,
+              at_one=None):
+    """``config`` trained with its learning rate times each of ``factors`` (and times 1),
+    with each of ``seeds`` (``seed_runs``, checkpointed under ``checkpoint_root``). ``at_one``:
+    ``seed_runs`` rows already trained at the rate itself, reused instead of trained again.
+    Returns ``summarise_runs``' table with the rate in a first column "learning rate",
+    sorted by it."""
+    lr = config["learning_rate"]
+    grid = {f"{f:.2f}": {**config, "learning_rate": lr * f} for f in factors}
+    if at_one is None:
+        grid["1.00"] = config
+    runs = seed_runs(grid, seeds, data, input_dim, num_classes, checkpoint_root)
+    if at_one is not None:
+        runs = pd.concat([at_one.assign(setting="1.00"), runs], ignore_index=True)
+    table = summarise_runs(runs)
+    table.insert(0, "learning rate", lr * table.pop("setting").astype(float))
+    return table.sort_values("learning rate", ignore_index=True)
 
 
 def lr_range_test(config, data, input_dim, num_classes, lr_min=1e-5, lr_max=1.0,

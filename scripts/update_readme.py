@@ -109,6 +109,13 @@ def bench_block():
             f"{100 * b['idle']['nnlib_fraction_of_peak']:.0f}% of the float32 GEMM peak "
             f"measured in the same run ({b['sgemm_gflops']} GFLOP/s, {b.get('cores', 2)} "
             f"cores of {b.get('processor', 'an unrecorded processor')})."]
+    if "products_ceiling" in b["idle"]:
+        i = b["idle"]
+        text[-1] += (f" The step's matrix products alone, timed apart, run "
+                     f"{i['products_ceiling']:,} samples/s: nnlib reaches "
+                     f"{100 * i['nnlib_fraction_of_ceiling']:.0f}% of that ceiling, which is "
+                     f"{i['products_ceiling'] / i['keras_plain']['median']:.2f}x Keras without "
+                     "a metric.")
     if "loaded" in b:
         text[-1] += (f" Under load, nnlib with BLAS's own thread count (before its thread "
                      f"policy) ran {b['loaded']['nnlib_blas_default_samples_per_s']:,} "

@@ -7,6 +7,7 @@ import re
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from nnlib import hpo, optim, recipe
@@ -1014,3 +1015,23 @@ def test_seed_runs_report_each_runs_best_epoch_and_read_back(tmp_path):
     assert summary.loc["fast", "val accuracy (mean)"] == pytest.approx(fast.mean())
     assert summary.loc["fast", "val accuracy (sd)"] == pytest.approx(fast.std(ddof=1))
     assert list(summary.index) == ["slow", "fast"]
+
+
+def test_rate_grid_trains_each_rate_and_reuses_the_runs_at_the_rate_itself(tmp_path):
+    """Each row is the mean over seeds of runs at lr x factor, checked against seed_runs
+    called by hand; rows given as ``at_one`` stand for factor 1 and are not trained again."""
+    data = blobs()
+    config = {"hidden_dims": [8], "learning_rate": 0.02, "num_epochs": 2}
+    table = recipe.rate_grid(config, [4.0, 0.5], [0, 1], data, 6, 3, tmp_path / "a")
+    np.testing.assert_allclose(table["learning rate"], [0.01, 0.02, 0.08])
+    for lr, acc in zip(table["learning rate"], table["val accuracy (mean)"]):
+        by_hand = recipe.seed_runs({"x": {**config, "learning_rate": lr}}, [0, 1], data, 6, 3,
+                                   tmp_path / f"hand{lr}")
+        assert acc == pytest.approx(by_hand["val accuracy"].mean())
+    at_one = pd.DataFrame({"setting": ["given"] * 2, "seed": [0, 1], "best epoch": [1, 2],
+                           "train accuracy": [0.5, 0.5], "val accuracy": [0.25, 0.75]})
+    reused = recipe.rate_grid(config, [4.0], [0, 1], data, 6, 3, tmp_path / "b", at_one=at_one)
+    assert list(reused["learning rate"]) == pytest.approx([0.02, 0.08])
+    assert reused.loc[0, "val accuracy (mean)"] == 0.5
+    assert reused.loc[1, "val accuracy (mean)"] == table.loc[2, "val accuracy (mean)"]
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["4.00_seed0", "4.00_seed1"]
