@@ -29,9 +29,10 @@ def plot_confusion(cm, classes, figsize=(6.3, 3.3)):
     return fig
 
 
-def plot_curves(histories, title=None, best_epoch=None, train_label="training"):
-    """Learning curves: loss (left) and classification error (right) per epoch, training
-    against validation. ``histories``: a Solver, or a mapping of ``train_loss_history``,
+def plot_curves(histories, title=None, best_epoch=None, train_label="training",
+                metric="error"):
+    """Learning curves: loss (left) and classification error (right; ``metric="accuracy"``:
+    accuracy) per epoch, training against validation. ``histories``: a Solver, or a mapping of ``train_loss_history``,
     ``val_loss_history``, ``train_acc_history`` and ``val_acc_history`` to per-epoch lists
     (e.g. an Optuna trial's user attributes); ``best_epoch`` (1-based) is marked
     with a dotted line. ``train_label``: the training curves' legend, or a pair of them
@@ -54,9 +55,12 @@ def plot_curves(histories, title=None, best_epoch=None, train_label="training"):
     axes[0].plot(ep, h["train_loss_history"], ls="--", label=loss_label)
     axes[0].plot(ep, h["val_loss_history"], label="validation")
     axes[0].set_ylabel("loss")
-    axes[1].plot(ep, 1 - h["train_acc_history"], ls="--", label=error_label)
-    axes[1].plot(ep, 1 - h["val_acc_history"], label="validation")
-    axes[1].set_ylabel("classification error")
+    if metric not in ("error", "accuracy"):
+        raise ValueError(f"plot_curves: metric must be 'error' or 'accuracy', not {metric!r}")
+    shown = (lambda acc: 1 - acc) if metric == "error" else (lambda acc: acc)
+    axes[1].plot(ep, shown(h["train_acc_history"]), ls="--", label=error_label)
+    axes[1].plot(ep, shown(h["val_acc_history"]), label="validation")
+    axes[1].set_ylabel("classification error" if metric == "error" else "accuracy")
     for ax in axes:
         ax.set_xlabel("epoch")
         if best_epoch is not None:

@@ -33,6 +33,12 @@ def test_learning_curves_plot_losses_and_errors():
     assert err.lines[2].get_xdata()[0] == 2  # the best epoch's marker
     with pytest.raises(ValueError, match="differ in length"):
         plot_curves(dict(h, val_acc_history=[0.1]))
+    acc = plot_curves(h, metric="accuracy").axes[1]
+    np.testing.assert_allclose(acc.lines[0].get_ydata(), [0.4, 0.7])
+    np.testing.assert_allclose(acc.lines[1].get_ydata(), [0.3, 0.6])
+    assert acc.get_ylabel() == "accuracy"
+    with pytest.raises(ValueError, match="metric must be"):
+        plot_curves(h, metric="f1")
 
 
 def test_run_curves_plot_each_run_with_its_own_marker():
