@@ -31,14 +31,15 @@ def plot_confusion(cm, classes, figsize=(6.3, 3.3)):
 
 def plot_curves(histories, title=None, best_epoch=None, train_label="training",
                 metric="error"):
-    """Learning curves: loss (left) and classification error (right; ``metric="accuracy"``:
-    accuracy) per epoch, training against validation. ``histories``: a Solver, or a mapping of ``train_loss_history``,
-    ``val_loss_history``, ``train_acc_history`` and ``val_acc_history`` to per-epoch lists
-    (e.g. an Optuna trial's user attributes); ``best_epoch`` (1-based) is marked
-    with a dotted line. ``train_label``: the training curves' legend, or a pair of them
-    (loss, error) where they were measured differently (a Solver's training loss is the
-    mean over the epoch's batches, in training mode; its accuracy is measured on a
-    subsample in test mode). Returns the matplotlib figure."""
+    """Learning curves: loss (left) and classification error (right; with
+    ``metric="accuracy"``, accuracy) per epoch, training against validation.
+    ``histories``: a Solver, or a mapping of ``train_loss_history``, ``val_loss_history``,
+    ``train_acc_history`` and ``val_acc_history`` to per-epoch lists (e.g. an Optuna
+    trial's user attributes); ``best_epoch`` (1-based) is marked with a dotted line.
+    ``train_label``: the training curves' legend, or a pair of them (loss, error) where
+    they were measured differently (a Solver's training loss is the mean over the epoch's
+    batches, in training mode; its accuracy is measured on a subsample in test mode).
+    Returns the matplotlib figure."""
     import matplotlib.pyplot as plt
     if not hasattr(histories, "keys"):  # a Solver
         histories = vars(histories)
