@@ -117,17 +117,18 @@ def summarise_runs(runs):
 
 
 def rate_grid(config, factors, seeds, data, input_dim, num_classes, checkpoint_root,
-              at_one=None):
+              at_one=None, histories=None):
     """``config`` trained with its learning rate times each of ``factors`` (and times 1),
     with each of ``seeds`` (``seed_runs``, checkpointed under ``checkpoint_root``). ``at_one``:
     ``seed_runs`` rows already trained at the rate itself, reused instead of trained again.
-    Returns ``summarise_runs``' table with the rate in a first column "learning rate",
-    sorted by it."""
+    ``histories``: as ``seed_runs``', keyed (f"{factor:.2f}", seed). Returns
+    ``summarise_runs``' table with the rate in a first column "learning rate", sorted by
+    it."""
     lr = config["learning_rate"]
     grid = {f"{f:.2f}": {**config, "learning_rate": lr * f} for f in factors}
     if at_one is None:
         grid["1.00"] = config
-    runs = seed_runs(grid, seeds, data, input_dim, num_classes, checkpoint_root)
+    runs = seed_runs(grid, seeds, data, input_dim, num_classes, checkpoint_root, histories)
     if at_one is not None:
         runs = pd.concat([at_one.assign(setting="1.00"), runs], ignore_index=True)
     table = summarise_runs(runs)

@@ -1030,7 +1030,12 @@ def test_rate_grid_trains_each_rate_and_reuses_the_runs_at_the_rate_itself(tmp_p
         assert acc == pytest.approx(by_hand["val accuracy"].mean())
     at_one = pd.DataFrame({"setting": ["given"] * 2, "seed": [0, 1], "best epoch": [1, 2],
                            "train accuracy": [0.5, 0.5], "val accuracy": [0.25, 0.75]})
-    reused = recipe.rate_grid(config, [4.0], [0, 1], data, 6, 3, tmp_path / "b", at_one=at_one)
+    curves = {}
+    reused = recipe.rate_grid(config, [4.0], [0, 1], data, 6, 3, tmp_path / "b", at_one=at_one,
+                              histories=curves)
+    assert sorted(curves) == [("4.00", 0), ("4.00", 1)]
+    assert max(curves["4.00", 1]["val_acc_history"]) == pytest.approx(
+        reused.loc[1, "val accuracy (mean)"] * 2 - max(curves["4.00", 0]["val_acc_history"]))
     assert list(reused["learning rate"]) == pytest.approx([0.02, 0.08])
     assert reused.loc[0, "val accuracy (mean)"] == 0.5
     assert reused.loc[1, "val accuracy (mean)"] == table.loc[2, "val accuracy (mean)"]
