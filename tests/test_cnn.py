@@ -702,6 +702,8 @@ def test_the_q6_budget_takes_the_notebooks_parameters():
 def test_ablations_change_one_design_choice_of_compact():
     from nnlib.cnn import CANDIDATES, Q6_BUDGETS
     from nnlib.cnn.recipes import CONTROLS
+    # the full comparison trains the controls too, at its own budget
+    assert set(CONTROLS) <= set(Q6_BUDGETS["full"]["comparison"]["candidates"])
     for profile in Q6_BUDGETS.values():
         names = profile["ablation"]["candidates"]
         assert names[0] == "compact" and set(names) <= set(CANDIDATES)

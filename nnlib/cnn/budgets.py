@@ -25,8 +25,9 @@ GPU = dict(patience=50)
 # "compact" and its variants that change one design choice each, on a short budget (half
 # the faces, 8 epochs, two seeds: what two CPU cores allow for twenty runs)
 Q6_BUDGETS = {
-    "full": dict(comparison=dict(fraction=1.0, epochs=30, seeds=[0, 1, 2], candidates=COMPARED),
-                 # and, trained alike, a fully connected network (Q6's like-for-like control)
+    # each study also trains, alike, a fully connected network (Q6's like-for-like control)
+    "full": dict(comparison=dict(fraction=1.0, epochs=30, seeds=[0, 1, 2],
+                                 candidates=COMPARED + CONTROLS),
                  ablation=dict(fraction=0.5, epochs=8, seeds=[0, 1],
                                candidates=ABLATIONS + CONTROLS),
                  patience=20, hours=4,

@@ -57,7 +57,7 @@ TRAIN_KEYS = ("batch_size", "weight_decay", "optimizer", "lr")
 ABLATIONS = ["compact", "compact, SGD", "compact, no batch norm", "compact, two convs per block",
              "compact, strided convs", "compact, valid padding", "compact, 5x5 kernels",
              "compact, three blocks", "compact, shuffled pixels"]
-CONTROLS = ["fully connected"]  # trained beside the ablations, alike
+CONTROLS = ["fully connected"]  # trained beside the comparison and the ablations, alike
 COMPARED = [name for name in CANDIDATES if name not in ABLATIONS[1:] + CONTROLS]
 
 
