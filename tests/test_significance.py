@@ -19,8 +19,8 @@ def pairs(both, only_a, only_b, neither, seed=0):
     y = np.random.default_rng(seed).integers(0, 7, n)
     wrong = (y + 1) % 7
     a = np.concatenate([y[:both + only_a], wrong[both + only_a:]])
-    b = np.concatenate([y[:both], wrong[both:both + only_a], y[both + only_a:both + only_a + only_b],
-                        wrong[both + only_a + only_b:]])
+    k = both + only_a
+    b = np.concatenate([y[:both], wrong[both:k], y[k:k + only_b], wrong[k + only_b:]])
     order = np.random.default_rng(seed + 1).permutation(n)
     return y[order], a[order], b[order]
 
