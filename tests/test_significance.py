@@ -18,8 +18,8 @@ def pairs(both, only_a, only_b, neither, seed=0):
     n = both + only_a + only_b + neither
     y = np.random.default_rng(seed).integers(0, 7, n)
     wrong = (y + 1) % 7
-    a = np.concatenate([y[:both + only_a], wrong[both + only_a:]])
     k = both + only_a
+    a = np.concatenate([y[:k], wrong[k:]])
     b = np.concatenate([y[:both], wrong[both:k], y[k:k + only_b], wrong[k + only_b:]])
     order = np.random.default_rng(seed + 1).permutation(n)
     return y[order], a[order], b[order]
