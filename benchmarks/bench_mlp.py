@@ -1,17 +1,18 @@
 """Training throughput of the MLP 3072-512-256-10: nnlib's Solver vs Keras 3 (TensorFlow).
 
-Both train with SGD + momentum, batch 128, float32, on the same random data in the same
-run, twice: on the idle machine, and while a busy process of its own keeps one core
-busy (started before and stopped after that case). Keras runs twice: ``model.fit`` as a
-user compiles it with an accuracy metric, and with no metric (the same work as nnlib's
-step: forward, backward, update; nnlib measures accuracy once an epoch on 1,000 training
-and 1,000 validation samples, which its figure includes). Each case is measured
-``--rounds`` times, the variants interleaved; printed: the median samples/s of each, the
-spread (lowest to highest), the ratios of the medians, and the fraction of the
-machine's float32 GEMM peak (measured here with NumPy) that nnlib reaches, and the
-ceiling its step's matrix products alone set (timed alone, same shapes); under load
-also nnlib with BLAS's own thread count (NNLIB_THREADS=all), which is what nnlib's
-thread policy (nnlib.threads) replaces.
+Both train with SGD + momentum, batch 128, float32, on the same random data in the same run,
+twice: on the idle machine, and while a busy process of its own keeps one core busy (started
+before and stopped after that case). nnlib runs twice: as it trains (its momentum update
+compiled into one pass by Numba) and with NumPy's update (the same bits). Keras runs twice:
+``model.fit`` as a user compiles it with an accuracy metric, and with no metric (the same
+work as nnlib's step: forward, backward, update; nnlib measures accuracy once an epoch on
+1,000 training and 1,000 validation samples, which its figure includes). Each case is
+measured ``--rounds`` times, the variants interleaved; printed: the median samples/s of
+each, the spread (lowest to highest), the ratios of the medians, and the fraction of the
+machine's float32 GEMM peak (measured here with NumPy) that nnlib reaches, and the ceiling
+its step's matrix products alone set (timed alone, same shapes); under load also nnlib with
+BLAS's own thread count (NNLIB_THREADS=all), which is what nnlib's thread policy
+(nnlib.threads) replaces.
 
     python benchmarks/bench_mlp.py [--samples 20480] [--epochs 3] [--rounds 5] [--json OUT]
 """
@@ -83,19 +84,27 @@ def train_flops_per_sample():
     return 2 * (2 * sum(macs) + sum(macs[1:]))
 
 
-def bench_nnlib(X, y, epochs, batch_size):
-    from nnlib import FullyConnectedNet, Solver
+def bench_nnlib(X, y, epochs, batch_size, fused=True):
+    """Samples/s of ``Solver.train``; fused=False: the momentum update in NumPy, not in
+    nnlib._fused's compiled pass (the same bits)."""
+    from nnlib import FullyConnectedNet, Solver, _fused
+    if fused and not _fused.ENABLED:
+        sys.exit("bench_mlp: Numba is not installed; pip install numba (or make setup)")
+    _fused.ENABLED = fused
     model = FullyConnectedNet(DIMS[1:-1], input_dim=DIMS[0], num_classes=DIMS[-1],
                               weight_scale="he", seed=0)
     data = {"X_train": X, "y_train": y, "X_val": X[:1000], "y_val": y[:1000]}
     solver = Solver(model, data, update_rule="sgd_momentum",
                     optim_config={"learning_rate": 1e-3, "momentum": 0.9},
                     num_epochs=1, batch_size=batch_size, verbose=False, seed=0)
-    solver.train()  # warm-up epoch
-    solver.num_epochs = 1 + epochs
-    t = time.perf_counter()
-    solver.train()
-    return epochs * len(X) / (time.perf_counter() - t)
+    try:
+        solver.train()  # warm-up epoch
+        solver.num_epochs = 1 + epochs
+        t = time.perf_counter()
+        solver.train()
+        return epochs * len(X) / (time.perf_counter() - t)
+    finally:
+        _fused.ENABLED = True
 
 
 def bench_keras(X, y, epochs, batch_size, metrics=("accuracy",)):
@@ -144,6 +153,8 @@ def env(name, value):
 
 VARIANTS = {  # name -> (label, samples/s of one round)
     "nnlib": ("nnlib Solver.train", lambda X, y, a: bench_nnlib(X, y, a.epochs, a.batch_size)),
+    "nnlib_numpy": ("nnlib, NumPy's update",
+                    lambda X, y, a: bench_nnlib(X, y, a.epochs, a.batch_size, fused=False)),
     "keras": ("Keras fit, accuracy metric",
               lambda X, y, a: bench_keras(X, y, a.epochs, a.batch_size)),
     "keras_plain": ("Keras fit, no metric",
@@ -155,7 +166,7 @@ def measure(X, y, args, label):
     """Each variant ``args.rounds`` times, interleaved; returns a row of medians, spreads
     and ratios (nnlib's median over each Keras variant's)."""
     from nnlib import threads
-    names = ["nnlib"] + ([] if args.skip_keras else ["keras", "keras_plain"])
+    names = ["nnlib", "nnlib_numpy"] + ([] if args.skip_keras else ["keras", "keras_plain"])
     rates = {n: [] for n in names}
     for _ in range(args.rounds):
         for n in names:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from nnlib._fused import momentum_step
 from nnlib._scratch import scaled
 
 
@@ -40,9 +41,11 @@ def sgd_momentum(w, dw, config=None):
     config: learning_rate (1e-2), momentum (0.9), velocity (zeros like w).
     """
     config, v = _momentum_state(w, config)
-    v *= w.dtype.type(config["momentum"])
-    v -= scaled(dw, w.dtype.type(config["learning_rate"]))
-    w += v
+    mu, lr = w.dtype.type(config["momentum"]), w.dtype.type(config["learning_rate"])
+    if not momentum_step(w, v, dw, mu, lr):  # the same bits, in one compiled pass
+        v *= mu
+        v -= scaled(dw, lr)
+        w += v
     config["velocity"] = v
     return w, config
 
