@@ -116,6 +116,14 @@ def bench_block():
                      f"{100 * i['nnlib_fraction_of_ceiling']:.0f}% of that ceiling, which is "
                      f"{i['products_ceiling'] / i['keras_plain']['median']:.2f}x Keras without "
                      "a metric.")
+    fused = [(case, b[case]) for case in ("idle", "loaded")
+             if "ratio_nnlib_numpy" in b.get(case, {})]
+    if fused:
+        text[-1] += (" nnlib's momentum update, compiled into one pass by Numba, against "
+                     "NumPy's update (the same bits) in the same run: " + ", ".join(
+                         f"{r['ratio_nnlib_numpy']:.2f}x {case} (rounds "
+                         f"{r['ratio_nnlib_numpy_rounds'][0]:.2f} to "
+                         f"{r['ratio_nnlib_numpy_rounds'][1]:.2f})" for case, r in fused) + ".")
     if "loaded" in b:
         text[-1] += (f" Under load, nnlib with BLAS's own thread count (before its thread "
                      f"policy) ran {b['loaded']['nnlib_blas_default_samples_per_s']:,} "
