@@ -2,8 +2,9 @@
 
 Both train with SGD + momentum, batch 128, float32, on the same random data in the same run,
 twice: on the idle machine, and while a busy process of its own keeps one core busy (started
-before and stopped after that case). nnlib runs twice: as it trains (its momentum update
-compiled into one pass by Numba) and with NumPy's update (the same bits). Keras runs twice:
+before and stopped after that case). nnlib runs as it trains (its momentum update compiled
+into one pass by Numba), with NumPy's update (the same bits) and, idle, with an update rule
+that does nothing (the bound a free update would set). Keras runs twice:
 ``model.fit`` as a user compiles it with an accuracy metric, and with no metric (the same
 work as nnlib's step: forward, backward, update; nnlib measures accuracy once an epoch on
 1,000 training and 1,000 validation samples, which its figure includes). Each case is
@@ -84,17 +85,23 @@ def train_flops_per_sample():
     return 2 * (2 * sum(macs) + sum(macs[1:]))
 
 
-def bench_nnlib(X, y, epochs, batch_size, fused=True):
-    """Samples/s of ``Solver.train``; fused=False: the momentum update in NumPy, not in
-    nnlib._fused's compiled pass (the same bits)."""
+def no_update(w, dw, config=None):
+    """An update rule that changes nothing: the step with its update free (a bound)."""
+    return w, {} if config is None else config
+
+
+def bench_nnlib(X, y, epochs, batch_size, update="fused"):
+    """Samples/s of ``Solver.train`` with SGD + momentum. update: "fused" (as nnlib trains:
+    nnlib._fused's compiled pass), "numpy" (NumPy's update, the same bits) or "none"
+    (``no_update``: what the step would reach if its update cost nothing)."""
     from nnlib import FullyConnectedNet, Solver, _fused
-    if fused and not _fused.ENABLED:
+    if update == "fused" and not _fused.ENABLED:
         sys.exit("bench_mlp: Numba is not installed; pip install numba (or make setup)")
-    _fused.ENABLED = fused
+    _fused.ENABLED = update == "fused"
     model = FullyConnectedNet(DIMS[1:-1], input_dim=DIMS[0], num_classes=DIMS[-1],
                               weight_scale="he", seed=0)
     data = {"X_train": X, "y_train": y, "X_val": X[:1000], "y_val": y[:1000]}
-    solver = Solver(model, data, update_rule="sgd_momentum",
+    solver = Solver(model, data, update_rule=no_update if update == "none" else "sgd_momentum",
                     optim_config={"learning_rate": 1e-3, "momentum": 0.9},
                     num_epochs=1, batch_size=batch_size, verbose=False, seed=0)
     try:
@@ -154,7 +161,9 @@ def env(name, value):
 VARIANTS = {  # name -> (label, samples/s of one round)
     "nnlib": ("nnlib Solver.train", lambda X, y, a: bench_nnlib(X, y, a.epochs, a.batch_size)),
     "nnlib_numpy": ("nnlib, NumPy's update",
-                    lambda X, y, a: bench_nnlib(X, y, a.epochs, a.batch_size, fused=False)),
+                    lambda X, y, a: bench_nnlib(X, y, a.epochs, a.batch_size, "numpy")),
+    "nnlib_no_update": ("nnlib, update free (bound)",
+                        lambda X, y, a: bench_nnlib(X, y, a.epochs, a.batch_size, "none")),
     "keras": ("Keras fit, accuracy metric",
               lambda X, y, a: bench_keras(X, y, a.epochs, a.batch_size)),
     "keras_plain": ("Keras fit, no metric",
@@ -162,11 +171,12 @@ VARIANTS = {  # name -> (label, samples/s of one round)
 }
 
 
-def measure(X, y, args, label):
-    """Each variant ``args.rounds`` times, interleaved; returns a row of medians, spreads
-    and ratios (nnlib's median over each Keras variant's)."""
+def measure(X, y, args, label, extra=()):
+    """Each variant (and the ``extra`` ones) ``args.rounds`` times, interleaved; returns a
+    row of medians, spreads and ratios (nnlib's median over each other variant's)."""
     from nnlib import threads
-    names = ["nnlib", "nnlib_numpy"] + ([] if args.skip_keras else ["keras", "keras_plain"])
+    names = ["nnlib", "nnlib_numpy", *extra] + (
+        [] if args.skip_keras else ["keras", "keras_plain"])
     rates = {n: [] for n in names}
     for _ in range(args.rounds):
         for n in names:
@@ -204,10 +214,11 @@ def main(argv=None):
 
     peak = sgemm_peak()
     print(f"sgemm peak            {peak / 1e9:8.1f} GFLOP/s ({os.cpu_count()} cores)")
-    ours, idle = measure(X, y, args, "idle")
+    ours, idle = measure(X, y, args, "idle", extra=["nnlib_no_update"])
     frac = ours * train_flops_per_sample() / peak
+    bound = idle["nnlib_no_update"]["median"] * train_flops_per_sample() / peak
     ceiling = products_ceiling(args.batch_size)
-    print(f"idle   nnlib at {frac:.0%} of the sgemm peak")
+    print(f"idle   nnlib at {frac:.0%} of the sgemm peak; with its update free {bound:.0%}")
     print(f"idle   the step's matrix products alone {ceiling:8.0f} samples/s: nnlib reaches "
           f"{ours / ceiling:.0%} of it" + "".join(
               f"; it is {ceiling / idle[n]['median']:.2f}x {VARIANTS[n][0]}"
@@ -217,6 +228,7 @@ def main(argv=None):
                "batch_size": args.batch_size, "samples": args.samples, "epochs": args.epochs,
                "rounds": args.rounds,
                "idle": dict(idle, nnlib_fraction_of_peak=round(frac, 3),
+                         no_update_fraction_of_peak=round(bound, 3),
                             products_ceiling=round(ceiling),
                             nnlib_fraction_of_ceiling=round(ours / ceiling, 3))}
     if not args.skip_loaded:

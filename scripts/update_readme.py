@@ -108,7 +108,11 @@ def bench_block():
             "the variants interleaved. Idle, nnlib runs at "
             f"{100 * b['idle']['nnlib_fraction_of_peak']:.0f}% of the float32 GEMM peak "
             f"measured in the same run ({b['sgemm_gflops']} GFLOP/s, {b.get('cores', 2)} "
-            f"cores of {b.get('processor', 'an unrecorded processor')})."]
+            f"cores of {b.get('processor', 'an unrecorded processor')})"
+            + (f"; with an update rule that does nothing it would run at "
+               f"{100 * b['idle']['no_update_fraction_of_peak']:.0f}%, the bound that the "
+               "rest of the step (products, the batch's gather, elementwise work, the "
+               "accuracy checks) sets." if "no_update_fraction_of_peak" in b["idle"] else ".")]
     if "products_ceiling" in b["idle"]:
         i = b["idle"]
         text[-1] += (f" The step's matrix products alone, timed apart, run "
