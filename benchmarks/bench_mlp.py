@@ -97,7 +97,7 @@ def bench_nnlib(X, y, epochs, batch_size, update="fused"):
     from nnlib import FullyConnectedNet, Solver, _fused
     if update == "fused" and not _fused.ENABLED:
         sys.exit("bench_mlp: Numba is not installed; pip install numba (or make setup)")
-    _fused.ENABLED = update == "fused"
+    was, _fused.ENABLED = _fused.ENABLED, update == "fused"
     model = FullyConnectedNet(DIMS[1:-1], input_dim=DIMS[0], num_classes=DIMS[-1],
                               weight_scale="he", seed=0)
     data = {"X_train": X, "y_train": y, "X_val": X[:1000], "y_val": y[:1000]}
@@ -111,7 +111,7 @@ def bench_nnlib(X, y, epochs, batch_size, update="fused"):
         solver.train()
         return epochs * len(X) / (time.perf_counter() - t)
     finally:
-        _fused.ENABLED = True
+        _fused.ENABLED = was
 
 
 def bench_keras(X, y, epochs, batch_size, metrics=("accuracy",)):
@@ -228,7 +228,7 @@ def main(argv=None):
                "batch_size": args.batch_size, "samples": args.samples, "epochs": args.epochs,
                "rounds": args.rounds,
                "idle": dict(idle, nnlib_fraction_of_peak=round(frac, 3),
-                         no_update_fraction_of_peak=round(bound, 3),
+                            no_update_fraction_of_peak=round(bound, 3),
                             products_ceiling=round(ceiling),
                             nnlib_fraction_of_ceiling=round(ours / ceiling, 3))}
     if not args.skip_loaded:
