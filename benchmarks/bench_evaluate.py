@@ -24,6 +24,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_mlp import sgemm_peak  # noqa: E402
 
+from nnlib.atomic import write_text  # noqa: E402
+
 
 def conv_dense_macs(model):
     """Multiply-adds of one image through ``model`` (convolutions and dense layers of
@@ -92,7 +94,7 @@ def main(argv=None):
           f"at the sgemm peak ({peak / 1e9:.0f} GFLOP/s) predicting {len(X):,} images takes "
           f"at least {bound:.1f} s; measured {predict_s:.1f} s ({bound / predict_s:.0%} of peak)")
     if args.json:
-        Path(args.json).write_text(json.dumps({
+        write_text(args.json, json.dumps({
             "cli_seconds": round(cli_s, 1), "images": n, "predict_seconds": round(predict_s, 1),
             "import_seconds": round(import_s, 1), "load_seconds": round(load_s, 1),
             "read_seconds": round(read_s, 1), "gmacs_per_image": round(macs / 1e9, 3),

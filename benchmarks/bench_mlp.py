@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from nnlib.atomic import write_text
+
 DIMS = (3072, 512, 256, 10)
 
 
@@ -240,7 +242,7 @@ def main(argv=None):
             print(f"loaded nnlib, BLAS's own threads {plain:8.0f} samples/s")
         results["loaded"] = dict(loaded, nnlib_blas_default_samples_per_s=round(plain))
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+        write_text(args.json, json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":

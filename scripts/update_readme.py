@@ -11,6 +11,8 @@ import json
 import re
 from pathlib import Path
 
+from nnlib.atomic import write_text
+
 ROOT = Path(__file__).resolve().parents[1]
 GEN = ROOT / "report" / "generated"
 
@@ -145,7 +147,7 @@ def main():
     for name, block in (("results", results_block()), ("bench", bench_block())):
         text = re.sub(rf"(<!-- BEGIN {name} -->\n).*?(<!-- END {name} -->)",
                       lambda m, b=block: m.group(1) + b + "\n" + m.group(2), text, flags=re.S)
-    readme.write_text(text)
+    write_text(readme, text)  # a killed run leaves the old README or the new one
 
 
 if __name__ == "__main__":
