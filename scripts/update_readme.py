@@ -106,19 +106,19 @@ def bench_block():
             rows.append(f"| {label} | {rate(r['nnlib'])} | {rate(r['keras_plain'])} | "
                         f"**{r['ratio_keras_plain']:.2f}x** | {rate(r['keras'])} | "
                         f"{r['ratio_keras']:.2f}x |")
-    text = [*rows, "", f"Samples/s, the median of {b['rounds']} rounds (lowest to highest), "
-            "the variants interleaved. Idle, nnlib runs at "
-            f"{100 * b['idle']['nnlib_fraction_of_peak']:.0f}% of the float32 GEMM peak "
-            f"measured in the same run ({b['sgemm_gflops']} GFLOP/s, {b.get('cores', 2)} "
-            f"cores of {b.get('processor', 'an unrecorded processor')})."]
+    peak = (f"Idle, nnlib runs at {100 * b['idle']['nnlib_fraction_of_peak']:.0f}% of the "
+            f"float32 GEMM peak measured in the same run ({b['sgemm_gflops']} GFLOP/s, "
+            f"{b.get('cores', 2)} cores of {b.get('processor', 'an unrecorded processor')})")
     free = b["idle"].get("nnlib_no_update")
     if free:  # the bound a free update sets, as a fraction of the peak, and its rounds
-        per = b["idle"]["no_update_fraction_of_peak"] / free["median"]
-        text[-1] = text[-1][:-1] + (
-            f"; with an update rule that does nothing it would run at "
-            f"{100 * per * free['median']:.0f}% (rounds {100 * per * free['low']:.0f}% to "
-            f"{100 * per * free['high']:.0f}%), the bound that the rest of the step (products, "
-            "the batch's gather, elementwise work, the accuracy checks) sets.")
+        frac = b["idle"]["no_update_fraction_of_peak"]
+        low, high = (frac * free[k] / free["median"] for k in ("low", "high"))
+        peak += (f"; with an update rule that does nothing it would run at {100 * frac:.0f}% "
+                 f"(rounds {100 * low:.0f}% to {100 * high:.0f}%), the bound that the rest of "
+                 "the step (products, the batch's gather, elementwise work, the accuracy "
+                 "checks) sets")
+    text = [*rows, "", f"Samples/s, the median of {b['rounds']} rounds (lowest to highest), "
+            f"the variants interleaved. {peak}."]
     if "products_ceiling" in b["idle"]:
         i = b["idle"]
         text[-1] += (f" The step's matrix products alone, timed apart, run "
